@@ -1,0 +1,11 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+{
+    "name": "Attachments on S3",
+    "summary": "ir.attachment content on S3 (AWS, Exoscale, MinIO, Ceph) via boto3",
+    "version": "18.0.0.1.0",
+    "author": "stateless-odoo contributors",
+    "license": "AGPL-3",
+    "category": "Technical",
+    "depends": ["base_attachment_object_storage"],
+    "installable": False,
+}

@@ -1,0 +1,11 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+{
+    "name": "Attachments on Swift",
+    "summary": "ir.attachment content on OpenStack Swift (OVH) via python-swiftclient",
+    "version": "18.0.0.1.0",
+    "author": "stateless-odoo contributors",
+    "license": "AGPL-3",
+    "category": "Technical",
+    "depends": ["base_attachment_object_storage"],
+    "installable": False,
+}

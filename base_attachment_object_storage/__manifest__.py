@@ -1,0 +1,13 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+{
+    "name": "Base Attachment Object Storage",
+    "summary": "Store ir.attachment content in an object store (S3, Swift) "
+    "instead of the local filestore",
+    "version": "18.0.0.1.0",
+    "author": "stateless-odoo contributors",
+    "license": "AGPL-3",
+    "category": "Technical",
+    "depends": ["base"],
+    "external_dependencies": {"python": ["stateless_odoo"]},
+    "installable": True,
+}

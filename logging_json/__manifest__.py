@@ -1,0 +1,11 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+{
+    "name": "JSON Logging",
+    "summary": "One JSON object per log line, with request and database context",
+    "version": "18.0.0.1.0",
+    "author": "stateless-odoo contributors",
+    "license": "AGPL-3",
+    "category": "Technical",
+    "depends": ["base"],
+    "installable": False,
+}

@@ -1,0 +1,11 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+{
+    "name": "Monitoring: Prometheus",
+    "summary": "Prometheus /metrics for requests, SQL, workers, crons and stores (prefork safe)",
+    "version": "18.0.0.1.0",
+    "author": "stateless-odoo contributors",
+    "license": "AGPL-3",
+    "category": "Technical",
+    "depends": ["base", "web"],
+    "installable": False,
+}

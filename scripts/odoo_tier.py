@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Tier 2: the addons' tests inside a real Odoo 18, against the real services.
+
+Finds an Odoo 18 (see ``find_odoo``), makes the core package and its dependencies
+importable there, creates a throwaway database, and runs Odoo's own test runner
+(``-i <addons> --test-tags /<addon>,...``) with the services of scripts/services.sh
+given through the environment, as a deployment would give them. Prints which Odoo it
+used, or loudly that the tier was skipped and why; ends with ``N passed, N failed``.
+
+    scripts/odoo_tier.py                      # every installable addon that has tests
+    scripts/odoo_tier.py base_attachment_object_storage
+    ODOO_PYTHON=/srv/odoo/venv/bin/python scripts/odoo_tier.py
+    scripts/odoo_tier.py --keep               # keep the database and data dir
+
+Environment: ODOO_PYTHON (an interpreter that can ``import odoo``), ODOO_TIER=skip to
+skip on purpose; PGHOST/PGPORT/PGUSER (default 127.0.0.1, 5432, the OS user's role:
+Odoo refuses the ``postgres`` role).
+"""
+
+import argparse
+import ast
+import getpass
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ROOT / "scripts" / "services.sh"
+#: where an Odoo 18 is looked for when ODOO_PYTHON is not set, in this order
+CANDIDATES = [
+    "/opt/odoo18/venv/bin/python",
+    "/opt/odoo/venv/bin/python",
+    str(Path.home() / "odoo18/venv/bin/python"),
+    "python3",
+]
+_PROBE = (
+    "import os, odoo, odoo.release as r; print(r.version_info[0]); print(r.version);"
+    " print(os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__))))"
+)
+_SUMMARY = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests")
+
+
+def banner(text):
+    line = "!" * 78
+    print(f"\n{line}\n!! {text}\n{line}\n", flush=True)
+
+
+def probe(python):
+    """Return (major, version, root) of the Odoo that ``python`` imports, or None."""
+    if not shutil.which(python) and not Path(python).is_file():
+        return None
+    try:
+        done = subprocess.run(
+            [python, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError:
+        return None
+    if done.returncode:
+        return None
+    major, version, root = done.stdout.split("\n")[:3]
+    return int(major), version, Path(root)
+
+
+def find_odoo():
+    """The interpreter of an Odoo 18, or (None, reason)."""
+    explicit = os.environ.get("ODOO_PYTHON")
+    if explicit:
+        found = probe(explicit)
+        if not found:
+            sys.exit(f"odoo tier: ODOO_PYTHON={explicit!r} cannot import odoo")
+        if found[0] != 18:
+            sys.exit(f"odoo tier: ODOO_PYTHON={explicit!r} is Odoo {found[1]}, not 18")
+        return explicit, found
+    for candidate in CANDIDATES:
+        found = probe(candidate)
+        if found and found[0] == 18:
+            return candidate, found
+    return None, f"no Odoo 18 found (set ODOO_PYTHON; looked at {', '.join(CANDIDATES)})"
+
+
+def core_requirements():
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        return tomllib.load(handle)["project"]["dependencies"]
+
+
+def ensure_core_dependencies(python):
+    """Install the core package's dependencies into Odoo's interpreter if missing.
+
+    The core package itself is put on PYTHONPATH from this checkout, so that the tests
+    always run the code of the tree they belong to.
+    """
+    check = (
+        "import importlib.metadata as m, sys\n"
+        "from packaging.requirements import Requirement\n"
+        "missing = []\n"
+        "for spec in sys.argv[1:]:\n"
+        "    r = Requirement(spec)\n"
+        "    try:\n"
+        "        if not r.specifier.contains(m.version(r.name), prereleases=True):\n"
+        "            missing.append(spec)\n"
+        "    except m.PackageNotFoundError:\n"
+        "        missing.append(spec)\n"
+        "print(' '.join(missing))\n"
+    )
+    reqs = core_requirements()
+    done = subprocess.run([python, "-c", check, *reqs], capture_output=True, text=True, check=False)
+    missing = done.stdout.split() if done.returncode == 0 else reqs
+    if missing:
+        print(f"odoo tier: installing into {python}: {' '.join(missing)}", flush=True)
+        subprocess.run([python, "-m", "pip", "install", "--quiet", *missing], check=True)
+
+
+def testable_addons():
+    """Installable addons of this repository that have a tests package."""
+    names = []
+    for manifest in sorted(ROOT.glob("*/__manifest__.py")):
+        data = ast.literal_eval(manifest.read_text())
+        if data.get("installable", True) and (manifest.parent / "tests").is_dir():
+            names.append(manifest.parent.name)
+    return names
+
+
+def services_env():
+    subprocess.run([str(SERVICES), "up"], check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run([str(SERVICES), "env"], capture_output=True, text=True, check=True)
+    env = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export ") :].partition("=")
+            env[name] = shlex.split(value)[0] if value else ""
+    return env
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def odoo_environment(services, container):
+    """The variables a deployment gives Odoo, pointed at the local services."""
+    env = dict(os.environ)
+    env.update(services)
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+            "AWS_HOST": services["TEST_S3_ENDPOINT"],
+            "AWS_REGION": services["TEST_S3_REGION"],
+            "AWS_ACCESS_KEY_ID": services["TEST_S3_ACCESS_KEY"],
+            "AWS_SECRET_ACCESS_KEY": services["TEST_S3_SECRET_KEY"],
+            "AWS_BUCKETNAME": container,
+            "SWIFT_AUTH_URL": services["TEST_SWIFT_AUTH_URL"],
+            "SWIFT_ACCOUNT": services["TEST_SWIFT_ACCOUNT"],
+            "SWIFT_PASSWORD": services["TEST_SWIFT_PASSWORD"],
+            "SWIFT_WRITE_CONTAINER": container,
+            "SWIFT_TEMP_URL_KEY": services["TEST_SWIFT_TEMP_URL_KEY"],
+        }
+    )
+    return env
+
+
+def drop_container(services, container):
+    sys.path.insert(0, str(ROOT))
+    from stateless_odoo.storage import build_store
+
+    store = build_store(
+        "swift",
+        {
+            "SWIFT_AUTH_URL": services["TEST_SWIFT_AUTH_URL"],
+            "SWIFT_ACCOUNT": services["TEST_SWIFT_ACCOUNT"],
+            "SWIFT_PASSWORD": services["TEST_SWIFT_PASSWORD"],
+            "SWIFT_WRITE_CONTAINER": container,
+        },
+    )
+    try:
+        store.delete_many([info.key for info in store.list()])
+        store.connection.delete_container(container)
+    except Exception as exc:  # noqa: BLE001 - cleanup must not hide the result
+        print(f"odoo tier: could not remove container {container}: {exc}")
+
+
+def run(python, odoo_root, addons, keep):
+    services = services_env()
+    pg = {
+        "host": os.environ.get("PGHOST", services.get("TEST_PG_HOST", "127.0.0.1")),
+        "port": os.environ.get("PGPORT", services.get("TEST_PG_PORT", "5432")),
+        # as libpq does: the OS user's role; Odoo refuses to run as "postgres"
+        "user": os.environ.get("PGUSER", getpass.getuser()),
+    }
+    db = f"stateless_tier2_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}"
+    container = f"stateless-tier2-{uuid.uuid4().hex[:10]}"
+    data_dir = tempfile.mkdtemp(prefix="odoo-tier2-data-")
+    addons_path = [
+        p for p in (odoo_root / "addons", odoo_root / "odoo" / "addons") if p.is_dir()
+    ] + [ROOT]
+    command = [
+        python, "-m", "odoo",
+        "-d", db,
+        "--db_host", pg["host"], "--db_port", pg["port"], "--db_user", pg["user"],
+        "--addons-path", ",".join(map(str, addons_path)),
+        "--data-dir", data_dir,
+        "-i", ",".join(addons),
+        "--test-tags", ",".join(f"/{name}" for name in addons),
+        "--without-demo", "all",
+        "--stop-after-init",
+        "--http-port", "0",
+        "--gevent-port", str(free_port()),
+        "--max-cron-threads", "0",
+        "--log-level", "test",
+    ]  # fmt: skip
+    print(f"odoo tier: database {db}, container {container}, data dir {data_dir}")
+    print(f"odoo tier: {' '.join(shlex.quote(c) for c in command)}", flush=True)
+    started = time.monotonic()
+    error_lines, summary = [], None
+    with subprocess.Popen(
+        command,
+        env=odoo_environment(services, container),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=data_dir,
+    ) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            if re.search(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ", line):
+                error_lines.append(line.rstrip())
+            match = _SUMMARY.search(line)
+            if match:
+                summary = tuple(int(n) for n in match.groups())
+        returncode = proc.wait()
+    elapsed = time.monotonic() - started
+    if not keep:
+        subprocess.run(
+            ["dropdb", "--if-exists", "-h", pg["host"], "-p", pg["port"], "-U", pg["user"], db],
+            check=False,
+        )
+        shutil.rmtree(data_dir, ignore_errors=True)
+        drop_container(services, container)
+    return returncode, summary, error_lines, elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("addons", nargs="*", help="addons to test (default: all with tests)")
+    parser.add_argument("--keep", action="store_true", help="keep database and data dir")
+    args = parser.parse_args()
+
+    if os.environ.get("ODOO_TIER") == "skip":
+        banner("ODOO TIER SKIPPED: ODOO_TIER=skip")
+        return 0
+    python, found = find_odoo()
+    if python is None:
+        banner(f"ODOO TIER SKIPPED: {found}")
+        return 0
+    _major, version, odoo_root = found
+    print(f"odoo tier: using Odoo {version} from {odoo_root} (interpreter {python})")
+    addons = args.addons or testable_addons()
+    if not addons:
+        banner("ODOO TIER: no installable addon with tests")
+        return 1
+    ensure_core_dependencies(python)
+    returncode, summary, error_lines, elapsed = run(python, odoo_root, addons, args.keep)
+
+    problems = []
+    if returncode:
+        problems.append(f"Odoo exited with {returncode}")
+    if summary is None:
+        problems.append("Odoo printed no test summary: no test ran")
+        failed = errors = total = 0
+    else:
+        failed, errors, total = summary
+        if total == 0:
+            problems.append("0 tests ran")
+    if error_lines:
+        problems.append(f"{len(error_lines)} ERROR/CRITICAL log line(s), first: {error_lines[0]}")
+    passed = max(total - failed - errors, 0)
+    bad = failed + errors or (1 if problems else 0)
+    print(f"\nodoo tier: {', '.join(addons)} in {elapsed:.0f} s")
+    for problem in problems:
+        print(f"odoo tier: FAILED: {problem}")
+    print(f"{passed} passed, {bad} failed")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,430 @@
+#!/usr/bin/env bash
+# Real servers for the stateless_odoo tests, all on 127.0.0.1:
+# two Redis servers (plain, with password), a Redis Sentinel, memcached and a
+# one-node OpenStack Swift (Swift API + tempurl + S3 API via s3api); checks
+# the machine's PostgreSQL on 5432.
+#
+#   scripts/services.sh up       install missing packages, start what is not
+#                                running, wait until healthy, write env file
+#   scripts/services.sh down     stop what `up` started (pidfiles), drop state
+#   scripts/services.sh status   one line per service
+#   scripts/services.sh env      print the env file:
+#                                eval "$(scripts/services.sh env)"
+#
+# Everything (data, logs, configs, rings, pidfiles) lives in the state dir,
+# ${STATELESS_SERVICES_DIR:-/tmp/stateless-odoo-services}; it is throwaway.
+# Ports: STATELESS_{REDIS,REDIS_AUTH,SENTINEL,MEMCACHED}_PORT and
+# STATELESS_SWIFT_{PROXY,OBJECT,CONTAINER,ACCOUNT}_PORT (defaults below).
+# Swift's object server needs user xattrs on that filesystem (ext4/xfs/btrfs:
+# yes; tmpfs only on Linux >= 6.6); `up` checks and says so.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TEMPLATES=$HERE/services
+STATE=${STATELESS_SERVICES_DIR:-/tmp/stateless-odoo-services}
+ENV_FILE=$STATE/services.env
+HEALTH_TIMEOUT=${STATELESS_SERVICES_TIMEOUT:-30}
+
+REDIS_PORT=${STATELESS_REDIS_PORT:-16379}
+REDIS_AUTH_PORT=${STATELESS_REDIS_AUTH_PORT:-16380}
+SENTINEL_PORT=${STATELESS_SENTINEL_PORT:-16381}
+MEMCACHED_PORT=${STATELESS_MEMCACHED_PORT:-16211}
+SWIFT_PROXY_PORT=${STATELESS_SWIFT_PROXY_PORT:-16080}
+SWIFT_OBJECT_PORT=${STATELESS_SWIFT_OBJECT_PORT:-16010}
+SWIFT_CONTAINER_PORT=${STATELESS_SWIFT_CONTAINER_PORT:-16011}
+SWIFT_ACCOUNT_PORT=${STATELESS_SWIFT_ACCOUNT_PORT:-16012}
+PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER=postgres
+
+REDIS_PASSWORD=stateless-test-password
+SENTINEL_MASTER=stateless-test
+TEMP_URL_KEY=stateless-temp-url-key
+
+# Start order; the storage servers come before the proxy.
+SERVICES=(redis redis-auth redis-sentinel memcached
+          swift-account swift-container swift-object swift-proxy)
+
+die() { echo "services.sh: $*" >&2; exit 1; }
+log() { echo "services.sh: $*" >&2; }
+
+port_of() {
+    case $1 in
+        redis) echo "$REDIS_PORT" ;;
+        redis-auth) echo "$REDIS_AUTH_PORT" ;;
+        redis-sentinel) echo "$SENTINEL_PORT" ;;
+        memcached) echo "$MEMCACHED_PORT" ;;
+        swift-account) echo "$SWIFT_ACCOUNT_PORT" ;;
+        swift-container) echo "$SWIFT_CONTAINER_PORT" ;;
+        swift-object) echo "$SWIFT_OBJECT_PORT" ;;
+        swift-proxy) echo "$SWIFT_PROXY_PORT" ;;
+    esac
+}
+pidfile() { echo "$STATE/run/$1.pid"; }
+portfile() { echo "$STATE/run/$1.port"; }  # the port it was started on
+logfile() { echo "$STATE/log/$1.log"; }
+
+# A pid from a pidfile counts only if that process is still ours: after a
+# reboot the pidfile is stale and the pid may belong to anything.  Redis and
+# memcached carry their port in their command line (the port recorded at
+# start, so `down` works whatever the caller's env), swift daemons their
+# config path (inside the state dir).
+is_running() {
+    local pid
+    pid=$(cat "$(pidfile "$1")" 2>/dev/null) && is_ours "$1" "$pid"
+}
+is_ours() {  # service pid
+    local token
+    [[ $2 =~ ^[0-9]+$ ]] || return 1
+    case $1 in
+        swift-*) token=$STATE/swift/${1#swift-}-server.conf ;;
+        *) token=$(cat "$(portfile "$1")" 2>/dev/null) || return 1 ;;
+    esac
+    # A zombie (PID 1 here reaps orphans only every few seconds) has an
+    # empty cmdline, so it does not count.
+    tr '\0' ' ' 2>/dev/null <"/proc/$2/cmdline" | grep -qF -- "$token"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+rcli() { redis-cli -h 127.0.0.1 "$@" 2>/dev/null; }
+
+# Render template $1 to $2, replacing @KEY@ by value for each KEY=value arg
+# (pure bash: the quoted replacement is literal, whatever the path holds).
+render() {
+    local dst=$2 kv text
+    text=$(<"$1")
+    shift 2
+    for kv in "$@"; do text=${text//"@${kv%%=*}@"/"${kv#*=}"}; done
+    printf '%s\n' "$text" >"$dst.tmp" && mv "$dst.tmp" "$dst"
+}
+
+# ---------------------------------------------------------------- install --
+install_missing() {
+    local -A need=(
+        [redis-server]=redis-server [redis-cli]=redis-tools
+        [memcached]=memcached [curl]=curl
+        [swift-ring-builder]=swift [swift-proxy-server]=swift-proxy
+        [swift-account-server]=swift-account
+        [swift-container-server]=swift-container
+        [swift-object-server]=swift-object
+    )
+    local bin pkgs=()
+    for bin in "${!need[@]}"; do
+        command -v "$bin" >/dev/null || pkgs+=("${need[$bin]}")
+    done
+    ((${#pkgs[@]})) || return 0
+    [[ $(id -u) == 0 ]] || die "missing packages (${pkgs[*]}); run as root"
+    log "installing ${pkgs[*]}"
+    # Package postinst scripts start their daemons (memcached on 11211,
+    # swift-* from /etc/swift) through invoke-rc.d unless policy-rc.d says
+    # 101.  Docker-derived images ship such a policy; if there is none, put
+    # one in place for the duration of the install only.
+    local policy=/usr/sbin/policy-rc.d ours='' rc=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+        ours=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    {
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends "${pkgs[@]}"
+    } >"$STATE/log/apt.log" 2>&1 || rc=$?
+    if [[ -n $ours ]]; then rm -f "$policy"; trap - EXIT; fi
+    ((rc == 0)) || die "apt-get install ${pkgs[*]} failed; last lines:
+$(tail -n 20 "$STATE/log/apt.log")"
+}
+
+# ----------------------------------------------------------------- starts --
+start_redis() {  # $1 = service name, rest = extra redis-server args
+    local svc=$1
+    shift
+    mkdir -p "$STATE/$svc"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$(port_of "$svc")" \
+        --save "" --appendonly no --dir "$STATE/$svc" \
+        --pidfile "$(pidfile "$svc")" --logfile "$(logfile "$svc")" "$@" 9>&-
+}
+
+start_redis-sentinel() {
+    mkdir -p "$STATE/redis-sentinel"
+    render "$TEMPLATES/sentinel.conf.in" "$STATE/redis-sentinel/sentinel.conf" \
+        "SENTINEL_PORT=$SENTINEL_PORT" "REDIS_PORT=$REDIS_PORT" \
+        "MASTER=$SENTINEL_MASTER" "DIR=$STATE/redis-sentinel" \
+        "PIDFILE=$(pidfile redis-sentinel)" "LOGFILE=$(logfile redis-sentinel)"
+    # The plain redis-server binary becomes a Sentinel with --sentinel; the
+    # separate redis-sentinel package is only a symlink and init script.
+    redis-server "$STATE/redis-sentinel/sentinel.conf" --sentinel 9>&-
+}
+
+start_memcached() {
+    # memcached refuses to run as root without -u.
+    memcached -d -l 127.0.0.1 -p "$MEMCACHED_PORT" -U 0 -m 64 \
+        -u "$(id -un)" -P "$(pidfile memcached)" >>"$(logfile memcached)" 2>&1 9>&-
+}
+
+# Swift daemons read rings from swift_dir, but swift.conf (hash prefix and
+# suffix, storage policies) always from /etc/swift/swift.conf: the path is
+# hard-coded in swift.common.utils and no env var overrides it.  Debian's
+# `swift` package ships that file (prefix/suffix "changeme", fine for tests),
+# so we write one only if it is missing.
+swift_prepare() {
+    local dir=$STATE/swift kind
+    mkdir -p "$dir/devices/d1"
+    if [[ ! -e /etc/swift/swift.conf ]]; then
+        log "writing missing /etc/swift/swift.conf"
+        mkdir -p /etc/swift
+        printf '%s\n' '[swift-hash]' 'swift_hash_path_prefix = stateless-test' \
+            'swift_hash_path_suffix = stateless-test' \
+            '[storage-policy:0]' 'name = Policy-0' 'default = yes' \
+            >/etc/swift/swift.conf
+    fi
+    # The object server keeps metadata in user xattrs.
+    /usr/bin/python3 -c 'import os, sys; os.setxattr(sys.argv[1], "user.t", b"1")' \
+        "$dir/devices/d1" 2>/dev/null ||
+        die "$dir is on a filesystem without user xattrs (tmpfs?); point STATELESS_SERVICES_DIR elsewhere"
+    render "$TEMPLATES/proxy-server.conf.in" "$dir/proxy-server.conf" \
+        "SWIFT_PROXY_PORT=$SWIFT_PROXY_PORT" "MEMCACHED_PORT=$MEMCACHED_PORT" \
+        "USER=$(id -un)" "SWIFT_DIR=$dir"
+    for kind in account container object; do
+        render "$TEMPLATES/storage-server.conf.in" "$dir/$kind-server.conf" \
+            "KIND=$kind" "PORT=$(port_of "swift-$kind")" "USER=$(id -un)" \
+            "SWIFT_DIR=$dir" "DEVICES=$dir/devices"
+    done
+    # One ring per server type: 2^10 partitions, 1 replica, one device (a
+    # plain directory) -- what `swift-ring-builder X create 10 1 1; add
+    # r1z1-127.0.0.1:PORT/d1 1; rebalance` does, in one python process
+    # instead of nine (3.6 s -> 0.5 s).  Rebuilt only when a port changed.
+    local ports="$SWIFT_ACCOUNT_PORT $SWIFT_CONTAINER_PORT $SWIFT_OBJECT_PORT"
+    [[ $(cat "$dir/rings.ports" 2>/dev/null) == "$ports" ]] && return 0
+    env -u PYTHONPATH -u PYTHONHOME /usr/bin/python3 - "$dir" \
+        "$SWIFT_ACCOUNT_PORT" "$SWIFT_CONTAINER_PORT" "$SWIFT_OBJECT_PORT" <<'PY' ||
+import sys
+from swift.common.ring import RingBuilder
+swift_dir, ports = sys.argv[1], sys.argv[2:]
+for kind, port in zip(("account", "container", "object"), ports):
+    builder = RingBuilder(10, 1, 1)
+    builder.add_dev({"region": 1, "zone": 1, "ip": "127.0.0.1",
+                     "port": int(port), "device": "d1", "weight": 1})
+    builder.rebalance()
+    builder.save(f"{swift_dir}/{kind}.builder")
+    builder.get_ring().save(f"{swift_dir}/{kind}.ring.gz")
+PY
+        die "building the swift rings failed"
+    echo "$ports" >"$dir/rings.ports"
+}
+
+start_swift() {  # $1 = account|container|object|proxy
+    local svc=swift-$1
+    # Swift runs on Debian's /usr/bin/python3; keep a project venv's
+    # PYTHONPATH/PYTHONHOME away from it.  setsid: survive the caller's ^C.
+    # -v: log to stderr (there is no syslog here).
+    env -u PYTHONPATH -u PYTHONHOME setsid "swift-$1-server" \
+        "$STATE/swift/$1-server.conf" -v </dev/null >>"$(logfile "$svc")" 2>&1 9>&- &
+    echo $! >"$(pidfile "$svc")"
+}
+
+start() {
+    case $1 in
+        redis) start_redis redis ;;
+        redis-auth) start_redis redis-auth --requirepass "$REDIS_PASSWORD" ;;
+        redis-sentinel) start_redis-sentinel ;;
+        memcached) start_memcached ;;
+        swift-*) start_swift "${1#swift-}" ;;
+    esac
+}
+
+# ----------------------------------------------------------------- health --
+healthy() {
+    local port
+    port=$(port_of "$1")
+    case $1 in
+        redis) [[ $(rcli -p "$port" ping) == PONG ]] ;;
+        redis-auth)
+            [[ $(rcli -p "$port" -a "$REDIS_PASSWORD" --no-auth-warning ping) == PONG ]] ;;
+        redis-sentinel)
+            rcli -p "$port" sentinel get-master-addr-by-name "$SENTINEL_MASTER" |
+                grep -qx "$REDIS_PORT" ;;
+        memcached)
+            (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'version\r\n' >&3 &&
+                read -r -t 2 reply <&3 && [[ $reply == VERSION* ]]) ;;
+        swift-*)
+            [[ $(curl -sf -m 2 "http://127.0.0.1:$port/healthcheck") == OK ]] ;;
+    esac
+}
+
+wait_healthy() {
+    local svc=$1 deadline=$((SECONDS + HEALTH_TIMEOUT))
+    until healthy "$svc" 2>/dev/null; do
+        if ((SECONDS >= deadline)) || ! is_running "$svc"; then
+            local why="did not become healthy in ${HEALTH_TIMEOUT}s"
+            is_running "$svc" || why="is not running (exited or never started)"
+            die "$svc $why; last log lines of $(logfile "$svc"):
+$(tail -n 15 "$(logfile "$svc")" 2>/dev/null)"
+        fi
+        sleep 0.2
+    done
+}
+
+# Authenticate as test:tester and set the account's temp URL key.  This goes
+# through proxy, memcached and the account server, so it doubles as an
+# end-to-end check of Swift.
+swift_setup_account() {
+    local deadline=$((SECONDS + HEALTH_TIMEOUT)) headers token url code
+    while :; do
+        headers=$(curl -s -m 5 -D - -o /dev/null \
+            -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' \
+            "http://127.0.0.1:$SWIFT_PROXY_PORT/auth/v1.0" | tr -d '\r') || true
+        token=$(sed -n 's/^[Xx]-[Aa]uth-[Tt]oken: //p' <<<"$headers")
+        url=$(sed -n 's/^[Xx]-[Ss]torage-[Uu]rl: //p' <<<"$headers")
+        code=000
+        [[ -z $token ]] || code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' \
+            -X POST -H "X-Auth-Token: $token" \
+            -H "X-Account-Meta-Temp-URL-Key: $TEMP_URL_KEY" "$url") || true
+        [[ $code != 204 ]] || return 0
+        ((SECONDS < deadline)) || die "swift: could not set the temp URL key on AUTH_test (HTTP $code) in ${HEALTH_TIMEOUT}s; last log lines:
+$(tail -n 15 "$(logfile swift-proxy)" "$(logfile swift-account)" 2>/dev/null)"
+        sleep 0.3
+    done
+}
+
+# ------------------------------------------------------------- postgresql --
+postgres_up() {
+    pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && return 0
+    log "PostgreSQL not ready on $PG_HOST:$PG_PORT; starting the cluster"
+    local version
+    version=$(ls /etc/postgresql)
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start 9>&-
+    echo "$version" >"$STATE/run/postgresql.started-by-us"
+    local deadline=$((SECONDS + HEALTH_TIMEOUT))
+    until pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; do
+        ((SECONDS < deadline)) || die "postgresql did not become ready in ${HEALTH_TIMEOUT}s"
+        sleep 0.3
+    done
+}
+
+write_env() {
+    cat >"$ENV_FILE.tmp" <<EOF
+export STATELESS_SERVICES_DIR=$(printf %q "$STATE")
+export TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+export TEST_REDIS_AUTH_URL=redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_AUTH_PORT/0
+export TEST_REDIS_AUTH_HOST=127.0.0.1
+export TEST_REDIS_AUTH_PORT=$REDIS_AUTH_PORT
+export TEST_REDIS_AUTH_PASSWORD=$REDIS_PASSWORD
+export TEST_REDIS_SENTINEL_HOST=127.0.0.1
+export TEST_REDIS_SENTINEL_PORT=$SENTINEL_PORT
+export TEST_REDIS_SENTINEL_MASTER=$SENTINEL_MASTER
+export TEST_MEMCACHED_SERVER=127.0.0.1:$MEMCACHED_PORT
+export TEST_SWIFT_AUTH_URL=http://127.0.0.1:$SWIFT_PROXY_PORT/auth/v1.0
+export TEST_SWIFT_ACCOUNT=test:tester
+export TEST_SWIFT_PASSWORD=testing
+export TEST_SWIFT_OTHER_ACCOUNT=test2:tester2
+export TEST_SWIFT_OTHER_PASSWORD=testing2
+export TEST_SWIFT_READER_ACCOUNT=test:reader
+export TEST_SWIFT_READER_PASSWORD=readerpass
+export TEST_SWIFT_TEMP_URL_KEY=$TEMP_URL_KEY
+export TEST_S3_ENDPOINT=http://127.0.0.1:$SWIFT_PROXY_PORT
+export TEST_S3_REGION=us-east-1
+export TEST_S3_ACCESS_KEY=test:tester
+export TEST_S3_SECRET_KEY=testing
+export TEST_S3_OTHER_ACCESS_KEY=test2:tester2
+export TEST_S3_OTHER_SECRET_KEY=testing2
+export TEST_PG_HOST=$PG_HOST
+export TEST_PG_PORT=$PG_PORT
+export TEST_PG_USER=$PG_USER
+EOF
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
+
+# --------------------------------------------------------------- commands --
+cmd_up() {
+    mkdir -p "$STATE/run" "$STATE/log"
+    touch "$STATE/.stateless-services"  # lets `down` delete the dir
+    install_missing
+    local svc port todo=() started=()
+    for svc in "${SERVICES[@]}"; do
+        port=$(port_of "$svc")
+        if is_running "$svc"; then
+            [[ $(cat "$(portfile "$svc")") == "$port" ]] ||
+                die "$svc is running on port $(cat "$(portfile "$svc")"), not $port; run '$0 down' first"
+            continue
+        fi
+        ! port_open "$port" ||
+            die "$svc: port $port is in use by a process we did not start"
+        todo+=("$svc")
+    done
+    if [[ ${todo[*]} == *swift-* ]]; then swift_prepare; fi
+    for svc in "${todo[@]}"; do
+        rm -f "$(pidfile "$svc")"  # stale, e.g. from before a reboot
+        log "starting $svc on 127.0.0.1:$(port_of "$svc")"
+        port_of "$svc" >"$(portfile "$svc")"
+        start "$svc" || die "$svc failed to start; last log lines:
+$(tail -n 15 "$(logfile "$svc")" 2>/dev/null)"
+        started+=("$svc")
+    done
+    for svc in "${SERVICES[@]}"; do wait_healthy "$svc"; done
+    # Set the temp URL key whenever swift (re)started: also an end-to-end check.
+    if [[ ! -e $ENV_FILE || ${started[*]} == *swift* ]]; then swift_setup_account; fi
+    postgres_up
+    write_env
+    log "up: all running${started[*]:+ (started ${started[*]})}; env in $ENV_FILE"
+}
+
+cmd_down() {
+    local svc pid port i
+    for svc in "${SERVICES[@]}"; do
+        if is_running "$svc"; then
+            pid=$(cat "$(pidfile "$svc")")
+            kill "$pid" 2>/dev/null || true
+            # Not is_running: redis deletes its pidfile before it exits.
+            for ((i = 0; i < 100; i++)); do is_ours "$svc" "$pid" || break; sleep 0.1; done
+            if is_ours "$svc" "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+            # An exiting process loses its cmdline a moment before its sockets.
+            port=$(cat "$(portfile "$svc")")
+            for ((i = 0; i < 50; i++)); do port_open "$port" || break; sleep 0.1; done
+            log "stopped $svc"
+        fi
+    done
+    if [[ -e $STATE/run/postgresql.started-by-us ]]; then
+        pg_ctlcluster --skip-systemctl-redirect \
+            "$(cat "$STATE/run/postgresql.started-by-us")" main stop || true
+        log "stopped postgresql (started by services.sh up)"
+    fi
+    # Only a dir that `up` made: STATELESS_SERVICES_DIR might point anywhere.
+    if [[ -e $STATE/.stateless-services ]]; then rm -rf "$STATE"; fi
+}
+
+cmd_status() {
+    local svc
+    for svc in "${SERVICES[@]}"; do
+        if is_running "$svc"; then
+            printf '%-16s running  127.0.0.1:%s  pid %s\n' "$svc" "$(cat "$(portfile "$svc")")" \
+                "$(cat "$(pidfile "$svc")")"
+        else
+            printf '%-16s stopped  127.0.0.1:%s\n' "$svc" "$(port_of "$svc")"
+        fi
+    done
+    if pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; then
+        printf '%-16s running  %s:%s\n' postgresql "$PG_HOST" "$PG_PORT"
+    else
+        printf '%-16s stopped  %s:%s\n' postgresql "$PG_HOST" "$PG_PORT"
+    fi
+}
+
+cmd_env() {
+    [[ -e $ENV_FILE ]] || die "no $ENV_FILE; run scripts/services.sh up first"
+    cat "$ENV_FILE"
+}
+
+# Serialise concurrent up/down (e.g. parallel test runners); the lock file
+# sits beside the state dir because `down` deletes the dir.  Every daemon is
+# started with 9>&-: one that inherited fd 9 would hold the lock forever.
+lock() {
+    mkdir -p "$(dirname "$STATE")"
+    exec 9>"$STATE.lock"
+    flock -w 300 9 || die "another services.sh up/down holds $STATE.lock"
+}
+
+case ${1:-} in
+    up | down) lock; "cmd_$1" ;;
+    status | env) "cmd_$1" ;;
+    *) die "usage: $0 up|down|status|env" ;;
+esac

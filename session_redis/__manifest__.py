@@ -1,0 +1,11 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+{
+    "name": "Sessions in Redis",
+    "summary": "Odoo HTTP sessions in Redis, so that any process serves any user",
+    "version": "18.0.0.1.0",
+    "author": "stateless-odoo contributors",
+    "license": "AGPL-3",
+    "category": "Technical",
+    "depends": ["base", "web"],
+    "installable": False,
+}

@@ -1,0 +1,176 @@
+"""Environment variables parsed into typed values, with errors that name the variable.
+
+All reading of ``os.environ`` by the suite goes through :class:`EnvReader`, so that a bad
+value always produces the same kind of message::
+
+    ConfigError: AWS_READ_TIMEOUT: 'abc' is not a number of seconds (example: 30)
+
+Secrets are wrapped in :class:`Secret`, whose ``repr`` and ``str`` never show the value,
+and are never echoed in error messages.
+"""
+
+import os
+import re
+
+from .errors import ConfigError
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", "n", "f"})
+
+
+class Secret:
+    """A string that does not show itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value):
+        self._value = value
+
+    def reveal(self):
+        return self._value
+
+    def __repr__(self):
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self):
+        return hash(self._value)
+
+    def __bool__(self):
+        return bool(self._value)
+
+
+class EnvReader:
+    """Typed access to an environment mapping (``os.environ`` by default).
+
+    Every getter takes the variable name, an optional default and, where it makes
+    sense, ``aliases``: older names accepted when the main name is not set (the first
+    one set wins). An empty value counts as not set.
+    """
+
+    def __init__(self, environ=None):
+        self.environ = os.environ if environ is None else environ
+
+    def _lookup(self, name, aliases=()):
+        for candidate in (name, *aliases):
+            value = self.environ.get(candidate)
+            if value is not None and value.strip() != "":
+                return candidate, value.strip()
+        return name, None
+
+    def is_set(self, name, aliases=()):
+        return self._lookup(name, aliases)[1] is not None
+
+    def str(self, name, default=None, *, required=False, aliases=()):
+        _found, value = self._lookup(name, aliases)
+        if value is None:
+            if required:
+                raise ConfigError(name, "is not set" + _also(aliases))
+            return default
+        return value
+
+    def secret(self, name, *, required=False, aliases=()):
+        value = self.str(name, required=required, aliases=aliases)
+        return None if value is None else Secret(value)
+
+    def bool(self, name, default=False, *, aliases=()):
+        found, value = self._lookup(name, aliases)
+        if value is None:
+            return default
+        word = value.lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ConfigError(
+            found, f"{value!r} is not a boolean (use 1/0, true/false, yes/no or on/off)"
+        )
+
+    def int(self, name, default=None, *, minimum=None, maximum=None, aliases=()):
+        found, value = self._lookup(name, aliases)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(found, f"{value!r} is not a whole number") from None
+        _check_range(found, number, minimum, maximum)
+        return number
+
+    def float(self, name, default=None, *, minimum=None, maximum=None, aliases=()):
+        found, value = self._lookup(name, aliases)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(found, f"{value!r} is not a number") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(found, f"{value!r} is not a finite number")
+        _check_range(found, number, minimum, maximum)
+        return number
+
+    def seconds(self, name, default, *, maximum=3600.0, aliases=()):
+        """A positive duration in seconds (fractions allowed)."""
+        found, value = self._lookup(name, aliases)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(
+                found, f"{value!r} is not a number of seconds (example: 30)"
+            ) from None
+        if not 0 < number <= maximum:
+            raise ConfigError(found, f"{value!r} must be more than 0 and at most {maximum:g}")
+        return number
+
+    def size(self, name, default, *, minimum=1, aliases=()):
+        """A size in bytes; accepts suffixes K, M, G (powers of 1024): ``16M``."""
+        found, value = self._lookup(name, aliases)
+        if value is None:
+            return default
+        match = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[iI]?[bB]?", value)
+        if not match:
+            raise ConfigError(found, f"{value!r} is not a size (examples: 1048576, 512K, 16M)")
+        number = int(match.group(1)) * 1024 ** " KMG".index(match.group(2).upper() or " ")
+        _check_range(found, number, minimum, None)
+        return number
+
+    def choice(self, name, choices, default=None, *, aliases=()):
+        found, value = self._lookup(name, aliases)
+        if value is None:
+            return default
+        word = value.lower()
+        if word not in choices:
+            raise ConfigError(found, f"{value!r} is not one of: {', '.join(sorted(choices))}")
+        return word
+
+
+def _also(aliases):
+    if not aliases:
+        return ""
+    return f" (nor its older name{'s' if len(aliases) > 1 else ''} {', '.join(aliases)})"
+
+
+def _check_range(name, number, minimum, maximum):
+    if minimum is not None and number < minimum:
+        raise ConfigError(name, f"{number!r} is below the minimum {minimum!r}")
+    if maximum is not None and number > maximum:
+        raise ConfigError(name, f"{number!r} is above the maximum {maximum!r}")
+
+
+def render_db_placeholder(variable, template, db_name):
+    """Replace ``{db}`` in a container/bucket name template with the database name."""
+    if "{db}" not in template:
+        return template
+    if not db_name:
+        raise ConfigError(
+            variable,
+            f"{template!r} contains {{db}} but no database name is known here",
+        )
+    return template.replace("{db}", db_name)

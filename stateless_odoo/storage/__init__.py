@@ -1,0 +1,50 @@
+"""Object stores: one interface, S3 and Swift implementations.
+
+``build_store("s3" | "swift", environ, db_name=...)`` builds the store an environment
+configures; implementations are imported on demand so that a deployment on S3 does not
+need the Swift libraries and the other way round.
+"""
+
+from ..errors import ConfigError
+from .base import CHUNK_SIZE, DeleteResult, ObjectInfo, ObjectReader, ObjectStore
+
+KINDS = ("s3", "swift")
+
+__all__ = [
+    "CHUNK_SIZE",
+    "KINDS",
+    "DeleteResult",
+    "ObjectInfo",
+    "ObjectReader",
+    "ObjectStore",
+    "build_store",
+    "parse_object_url",
+]
+
+
+def build_store(kind, environ=None, *, db_name=None, read_only=False):
+    """The store of ``kind`` configured by ``environ`` (``os.environ`` by default)."""
+    if kind == "s3":
+        from .s3 import S3Store
+
+        return S3Store.from_env(environ, db_name=db_name, read_only=read_only)
+    if kind == "swift":
+        from .swift import SwiftStore
+
+        return SwiftStore.from_env(environ, db_name=db_name, read_only=read_only)
+    raise ConfigError("storage kind", f"{kind!r} is not one of: {', '.join(KINDS)}")
+
+
+def parse_object_url(url):
+    """Split ``s3://bucket/key`` or ``swift://container/key`` into its three parts.
+
+    Returns ``(scheme, container, key)``, or ``None`` when ``url`` is not an object URL
+    (a local filestore path such as ``ab/abcdef...``).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in KINDS:
+        return None
+    container, slash, key = rest.partition("/")
+    if not container or not slash or not key:
+        return None
+    return scheme, container, key

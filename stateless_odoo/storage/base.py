@@ -1,0 +1,258 @@
+"""The object store interface shared by the S3 and Swift implementations."""
+
+import abc
+import io
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+
+from ..errors import ObjectNotFound, ReadOnlyStore
+
+#: default size of the chunks a streamed read yields
+CHUNK_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about one object, without its content."""
+
+    key: str
+    size: int
+    etag: str | None = None
+    content_type: str | None = None
+    last_modified: object = None  # datetime when the store gives one
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted: int
+    not_found: int
+
+
+class ObjectReader(io.RawIOBase):
+    """A streamed object: a read-only file object that can also be iterated by chunks.
+
+    Reading past what the server sent before the announced size raises the store's
+    error: a short read never passes for the end of the object.
+    """
+
+    def __init__(self, info, chunks, close):
+        super().__init__()
+        self.info = info
+        self._chunks = chunks
+        self._close = close
+        self._buffer = b""
+
+    def readable(self):
+        return True
+
+    def __iter__(self):
+        if self._buffer:
+            chunk, self._buffer = self._buffer, b""
+            yield chunk
+        for chunk in self._chunks:
+            if chunk:
+                yield chunk
+        self.close()
+
+    def readinto(self, target):
+        wanted = len(target)
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(wanted, len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+    def readall(self):
+        parts = [self._buffer]
+        self._buffer = b""
+        parts.extend(self._chunks)
+        return b"".join(parts)
+
+    def close(self):
+        if not self.closed:
+            try:
+                self._close()
+            finally:
+                super().close()
+
+
+def _seekable(stream):
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class FullReads:
+    """A stream whose ``read(n)`` returns ``n`` bytes unless the stream has ended.
+
+    Raw streams (pipes, sockets, unbuffered files) may return less than asked; upload
+    code that sizes parts by what one read returns then takes a short read for the end
+    of the data (s3transfer reads the rest of the stream into memory at once).
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            return self._stream.read()
+        parts = []
+        left = size
+        while left > 0:
+            chunk = self._stream.read(left)
+            if not chunk:
+                break
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+
+class PerProcess:
+    """A value built on first use in each process, and built again after a fork.
+
+    Network clients must never be shared between an Odoo prefork master and its
+    workers: a socket shared across processes mixes up their requests.
+    """
+
+    _instances = weakref.WeakSet()
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._pid = None
+        self._value = None
+        self._lock = threading.Lock()
+        PerProcess._instances.add(self)
+
+    def get(self):
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._value = self._factory()
+                    self._pid = os.getpid()
+        return self._value
+
+    def reset(self):
+        with self._lock:
+            self._pid = None
+            self._value = None
+
+    @classmethod
+    def _after_fork_in_child(cls):
+        # a lock held by another thread of the parent at fork time stays locked forever
+        # in the child: give every holder a fresh one
+        for instance in list(cls._instances):
+            instance._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=PerProcess._after_fork_in_child)
+
+
+class ObjectStore(abc.ABC):
+    """One container (S3 bucket, Swift container) of an object store.
+
+    Keys are given without the configured key prefix, which the store adds itself.
+    A store opened with ``read_only=True`` refuses every write and delete: that is how
+    a database restored from another environment reads its objects without touching
+    them.
+    """
+
+    #: URL scheme of the store's objects (``s3``, ``swift``)
+    scheme = None
+
+    def __init__(self, container, *, key_prefix="", read_only=False):
+        self.container = container
+        self.key_prefix = key_prefix
+        self.read_only = read_only
+
+    @property
+    def name(self):
+        return f"{self.scheme}://{self.container}"
+
+    def __repr__(self):
+        mode = ", read-only" if self.read_only else ""
+        return f"<{type(self).__name__} {self.name}{mode}>"
+
+    def _full_key(self, key):
+        return f"{self.key_prefix}{key}"
+
+    def _short_key(self, full_key):
+        if self.key_prefix and full_key.startswith(self.key_prefix):
+            return full_key[len(self.key_prefix) :]
+        return full_key
+
+    def _check_writable(self, key=None):
+        if self.read_only:
+            raise ReadOnlyStore(
+                "this store is read-only here: it belongs to another environment",
+                store=self.name,
+                key=key,
+            )
+
+    # -- the interface --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def put(self, key, data, *, content_type=None, size=None):
+        """Store ``data`` (bytes, or a binary file object read to its end) under ``key``.
+
+        A file object is streamed: it is never read whole into memory. ``size``, when
+        known, avoids a chunked upload. Returns the object's :class:`ObjectInfo`.
+        """
+
+    @abc.abstractmethod
+    def open(self, key, *, chunk_size=CHUNK_SIZE):
+        """Return an :class:`ObjectReader` streaming the object's content."""
+
+    @abc.abstractmethod
+    def head(self, key):
+        """Return the :class:`ObjectInfo` of ``key``; raise ObjectNotFound if absent."""
+
+    @abc.abstractmethod
+    def delete_many(self, keys):
+        """Delete ``keys``; keys already absent count as ``not_found``, not as errors."""
+
+    @abc.abstractmethod
+    def presigned_get_url(
+        self, key, *, expires=300, filename=None, content_type=None, inline=False
+    ):
+        """A URL that lets anyone holding it GET the object for ``expires`` seconds.
+
+        ``filename`` and ``inline`` set the Content-Disposition of the answer;
+        ``content_type`` its Content-Type where the store supports overriding it.
+        """
+
+    @abc.abstractmethod
+    def list(self, prefix=""):
+        """Iterate over the :class:`ObjectInfo` of the objects whose key starts with
+        ``prefix``, in key order."""
+
+    @abc.abstractmethod
+    def ensure_container(self):
+        """Create the container if it does not exist (never for a read-only store)."""
+
+    @abc.abstractmethod
+    def readonly_view(self, container):
+        """A read-only store on another container of the same account and client."""
+
+    # -- conveniences built on the interface ---------------------------------------------
+
+    def get_bytes(self, key):
+        with self.open(key) as reader:
+            return reader.readall()
+
+    def exists(self, key):
+        try:
+            self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def delete(self, key):
+        return self.delete_many([key])

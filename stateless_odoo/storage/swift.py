@@ -1,0 +1,505 @@
+"""OpenStack Swift object store (OVH and others) through python-swiftclient.
+
+Authentication is done once per process and shared by its threads: keystone v2/v3
+through a keystoneauth1 session (providers rate-limit authentication), v1 (tempauth,
+swauth) through a small session of the same shape. Each thread has its own swiftclient
+``Connection`` (they are not thread-safe), all of them built again after a fork.
+"""
+
+import hashlib
+import json
+import logging
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode, urlsplit
+
+import requests
+import urllib3.exceptions
+from keystoneauth1 import exceptions as ksa_exceptions
+from keystoneauth1 import session as ksa_session
+from keystoneauth1.identity import v2 as ksa_v2
+from keystoneauth1.identity import v3 as ksa_v3
+from swiftclient import client as swift_client
+from swiftclient.utils import generate_temp_url
+
+from ..config import EnvReader, Secret, render_db_placeholder
+from ..errors import (
+    AccessDenied,
+    ConfigError,
+    ObjectNotFound,
+    StorageError,
+    StoreMisconfigured,
+    StoreUnavailable,
+)
+from .base import (
+    CHUNK_SIZE,
+    DeleteResult,
+    ObjectInfo,
+    ObjectReader,
+    ObjectStore,
+    PerProcess,
+    _seekable,
+)
+
+_logger = logging.getLogger(__name__)
+
+#: keys per bulk-delete request (Swift's default limit is 10000)
+DELETE_BATCH = 1000
+#: chunk size of streamed uploads
+UPLOAD_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SwiftSettings:
+    auth_url: str
+    user: str
+    password: Secret = field(repr=False)
+    container_template: str
+    auth_version: str = "3"
+    project_name: str | None = None
+    region_name: str | None = None
+    user_domain_name: str = "Default"
+    project_domain_name: str = "Default"
+    interface: str = "public"
+    temp_url_key: Secret | None = field(default=None, repr=False)
+    key_prefix: str = ""
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_attempts: int = 3
+
+    @classmethod
+    def from_env(cls, environ=None):
+        """Read the Swift settings; raise ConfigError naming the first bad variable.
+
+        ========================== ======================================================
+        SWIFT_AUTH_URL             identity endpoint (keystone ``.../v3``, ``.../v2.0``,
+                                   or v1 ``.../auth/v1.0``)
+        SWIFT_ACCOUNT              user name (v1: ``account:user``)
+        SWIFT_PASSWORD             password or v1 key
+        SWIFT_WRITE_CONTAINER      container; ``{db}`` is replaced by the database name
+        SWIFT_PROJECT_NAME         project (tenant); SWIFT_TENANT_NAME is the old name
+        SWIFT_REGION_NAME          region of the object-store endpoint
+        SWIFT_AUTH_VERSION         1, 2 or 3 (default: read from SWIFT_AUTH_URL)
+        SWIFT_USER_DOMAIN_NAME     keystone v3 user domain (default ``Default``)
+        SWIFT_PROJECT_DOMAIN_NAME  keystone v3 project domain (default ``Default``)
+        SWIFT_INTERFACE            ``public``, ``internal`` or ``admin`` endpoint
+        SWIFT_TEMP_URL_KEY         key of temporary URLs (default: the account's
+                                   ``Temp-URL-Key`` metadata)
+        SWIFT_KEY_PREFIX           prefix of every object name
+        SWIFT_CONNECT_TIMEOUT      seconds (default 5)
+        SWIFT_READ_TIMEOUT         seconds (default 30)
+        SWIFT_MAX_ATTEMPTS         attempts per call, retries included (default 3)
+        ========================== ======================================================
+        """
+        env = environ if isinstance(environ, EnvReader) else EnvReader(environ)
+        auth_url = env.str("SWIFT_AUTH_URL", required=True)
+        parts = urlsplit(auth_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError("SWIFT_AUTH_URL", f"{auth_url!r} is not an http(s) URL")
+        version = env.choice("SWIFT_AUTH_VERSION", {"1", "1.0", "2", "2.0", "3"})
+        if version is None:
+            version = _guess_auth_version(auth_url)
+        version = version[0]
+        project = env.str("SWIFT_PROJECT_NAME", aliases=("SWIFT_TENANT_NAME",))
+        if version in ("2", "3") and not project:
+            raise ConfigError(
+                "SWIFT_PROJECT_NAME",
+                f"is not set (nor SWIFT_TENANT_NAME); keystone v{version} needs a project",
+            )
+        return cls(
+            auth_url=auth_url,
+            user=env.str("SWIFT_ACCOUNT", required=True),
+            password=env.secret("SWIFT_PASSWORD", required=True),
+            container_template=env.str("SWIFT_WRITE_CONTAINER", required=True),
+            auth_version=version,
+            project_name=project,
+            region_name=env.str("SWIFT_REGION_NAME"),
+            user_domain_name=env.str("SWIFT_USER_DOMAIN_NAME", "Default"),
+            project_domain_name=env.str("SWIFT_PROJECT_DOMAIN_NAME", "Default"),
+            interface=env.choice("SWIFT_INTERFACE", {"public", "internal", "admin"}, "public"),
+            temp_url_key=env.secret("SWIFT_TEMP_URL_KEY"),
+            key_prefix=env.str("SWIFT_KEY_PREFIX", ""),
+            connect_timeout=env.seconds("SWIFT_CONNECT_TIMEOUT", 5.0),
+            read_timeout=env.seconds("SWIFT_READ_TIMEOUT", 30.0),
+            max_attempts=env.int("SWIFT_MAX_ATTEMPTS", 3, minimum=1, maximum=20),
+        )
+
+    def container(self, db_name=None):
+        name = render_db_placeholder("SWIFT_WRITE_CONTAINER", self.container_template, db_name)
+        if "/" in name or len(name.encode()) > 256:
+            raise ConfigError(
+                "SWIFT_WRITE_CONTAINER",
+                f"{name!r} is not a valid container name (no '/', at most 256 bytes)",
+            )
+        return name
+
+
+def _guess_auth_version(url):
+    path = urlsplit(url).path.rstrip("/")
+    if re.search(r"/v3$", path):
+        return "3"
+    if re.search(r"/v2(\.0)?$", path):
+        return "2"
+    if re.search(r"/v1(\.0)?$", path) or path.endswith("/auth"):
+        return "1"
+    raise ConfigError(
+        "SWIFT_AUTH_VERSION",
+        f"is not set and cannot be told from SWIFT_AUTH_URL {url!r}: set it to 1, 2 or 3",
+    )
+
+
+class _V1Session:
+    """The parts of a keystoneauth1 session that swiftclient uses, for v1 auth.
+
+    One per process: every thread's connection shares its token.
+    """
+
+    def __init__(self, settings):
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._url = self._token = None
+
+    def _authenticate(self):
+        with self._lock:
+            if self._token is None:
+                s = self._settings
+                self._url, self._token = swift_client.get_auth_1_0(
+                    s.auth_url,
+                    s.user,
+                    s.password.reveal(),
+                    timeout=(s.connect_timeout, s.read_timeout),
+                )
+            return self._url, self._token
+
+    def get_endpoint(self, **kwargs):
+        return self._authenticate()[0]
+
+    def get_token(self):
+        return self._authenticate()[1]
+
+    def invalidate(self):
+        with self._lock:
+            self._url = self._token = None
+        return True
+
+
+class _ProcessClients:
+    """Per process: the auth session, the temp URL key, one Connection per thread."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        s = settings
+        timeout = (s.connect_timeout, s.read_timeout)
+        if s.auth_version == "1":
+            self.session = _V1Session(s)
+        else:
+            if s.auth_version == "2":
+                auth = ksa_v2.Password(
+                    auth_url=s.auth_url,
+                    username=s.user,
+                    password=s.password.reveal(),
+                    tenant_name=s.project_name,
+                )
+            else:
+                auth = ksa_v3.Password(
+                    auth_url=s.auth_url,
+                    username=s.user,
+                    password=s.password.reveal(),
+                    project_name=s.project_name,
+                    user_domain_name=s.user_domain_name,
+                    project_domain_name=s.project_domain_name,
+                )
+            self.session = ksa_session.Session(auth=auth, timeout=timeout)
+        self._local = threading.local()
+        self.temp_url_key = s.temp_url_key.reveal() if s.temp_url_key else None
+
+    def connection(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            s = self.settings
+            conn = swift_client.Connection(
+                session=self.session,
+                retries=s.max_attempts - 1,
+                starting_backoff=0.5,
+                max_backoff=4,
+                timeout=(s.connect_timeout, s.read_timeout),
+                os_options={"region_name": s.region_name, "endpoint_type": s.interface},
+            )
+            self._local.conn = conn
+        return conn
+
+
+class SwiftStore(ObjectStore):
+    """One Swift container."""
+
+    scheme = "swift"
+
+    def __init__(self, settings, container, *, read_only=False, _clients=None):
+        super().__init__(container, key_prefix=settings.key_prefix, read_only=read_only)
+        self.settings = settings
+        self._clients = _clients or PerProcess(lambda: _ProcessClients(settings))
+
+    @classmethod
+    def from_env(cls, environ=None, *, db_name=None, read_only=False):
+        settings = SwiftSettings.from_env(environ)
+        return cls(settings, settings.container(db_name), read_only=read_only)
+
+    @property
+    def connection(self):
+        return self._clients.get().connection()
+
+    def readonly_view(self, container):
+        return SwiftStore(self.settings, container, read_only=True, _clients=self._clients)
+
+    # -- errors ---------------------------------------------------------------------
+
+    def _error(self, exc, action, key=None, *, container_op=False):
+        if isinstance(exc, swift_client.ClientException):
+            status = exc.http_status
+            if status == 404:
+                if container_op:
+                    return StoreMisconfigured(
+                        f"{action}: container {self.container!r} does not exist"
+                        " (SWIFT_WRITE_CONTAINER)",
+                        store=self.name,
+                    )
+                return ObjectNotFound(f"{action}: object not found", store=self.name, key=key)
+            if status in (401, 403):
+                return AccessDenied(
+                    f"{action}: access denied ({status}); check SWIFT_ACCOUNT,"
+                    " SWIFT_PASSWORD and SWIFT_PROJECT_NAME and the container's ACLs",
+                    store=self.name,
+                    key=key,
+                )
+            if status is None or status >= 500 or status in (408, 429, 498, 499):
+                return StoreUnavailable(
+                    f"{action}: the store did not answer properly ({status or exc.msg})",
+                    store=self.name,
+                    key=key,
+                )
+            return StorageError(
+                f"{action}: {status} {exc.http_reason or ''}", store=self.name, key=key
+            )
+        if isinstance(exc, ksa_exceptions.Unauthorized):
+            return AccessDenied(
+                f"{action}: authentication refused; check SWIFT_ACCOUNT, SWIFT_PASSWORD,"
+                " SWIFT_PROJECT_NAME and the domains",
+                store=self.name,
+                key=key,
+            )
+        if isinstance(exc, ksa_exceptions.EndpointNotFound):
+            return StoreMisconfigured(
+                f"{action}: no object-store endpoint in the catalog for region"
+                f" {self.settings.region_name!r} (SWIFT_REGION_NAME) and interface"
+                f" {self.settings.interface!r} (SWIFT_INTERFACE)",
+                store=self.name,
+                key=key,
+            )
+        if isinstance(
+            exc,
+            (
+                ksa_exceptions.ConnectionError,
+                ksa_exceptions.RetriableConnectionFailure,
+                requests.exceptions.RequestException,
+                urllib3.exceptions.HTTPError,
+                socket.error,
+            ),
+        ):
+            return StoreUnavailable(
+                f"{action}: store unreachable or too slow ({type(exc).__name__}: {exc})",
+                store=self.name,
+                key=key,
+            )
+        return StorageError(f"{action}: {type(exc).__name__}: {exc}", store=self.name, key=key)
+
+    _ERRORS = (
+        swift_client.ClientException,
+        ksa_exceptions.ClientException,
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,  # a body cut short while streaming
+        OSError,
+    )
+
+    # -- the interface ----------------------------------------------------------------
+
+    def put(self, key, data, *, content_type=None, size=None):
+        self._check_writable(key)
+        etag = chunk_size = None
+        if isinstance(data, bytes | bytearray | memoryview):
+            data = bytes(data)
+            size = len(data)
+            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        else:
+            chunk_size = UPLOAD_CHUNK
+            if not _seekable(data):
+                # swiftclient rewinds file objects that have seek/tell to retry; one
+                # that cannot seek is sent once, retries would send it half-read
+                data = _ReadOnly(data)
+        try:
+            answer_etag = self.connection.put_object(
+                self.container,
+                self._full_key(key),
+                data,
+                content_length=size,
+                etag=etag,
+                chunk_size=chunk_size,
+                content_type=content_type,
+            )
+        except self._ERRORS as exc:
+            raise self._error(exc, "put", key) from exc
+        if size is None:
+            return self.head(key)
+        return ObjectInfo(key, size, answer_etag, content_type)
+
+    def open(self, key, *, chunk_size=CHUNK_SIZE):
+        try:
+            headers, body = self.connection.get_object(
+                self.container, self._full_key(key), resp_chunk_size=chunk_size
+            )
+        except self._ERRORS as exc:
+            raise self._error(exc, "get", key) from exc
+        info = _info(key, headers)
+
+        def chunks():
+            try:
+                yield from body
+            except self._ERRORS as exc:
+                raise self._error(exc, "get (while streaming)", key) from exc
+
+        return ObjectReader(info, chunks(), body.resp.close)
+
+    def head(self, key):
+        try:
+            headers = self.connection.head_object(self.container, self._full_key(key))
+        except self._ERRORS as exc:
+            raise self._error(exc, "head", key) from exc
+        return _info(key, headers)
+
+    def delete_many(self, keys):
+        self._check_writable()
+        keys = list(dict.fromkeys(keys))
+        deleted = not_found = 0
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            body = "\n".join(
+                quote(f"/{self.container}/{self._full_key(k)}") for k in batch
+            ).encode()
+            try:
+                _headers, answer = self.connection.post_account(
+                    headers={"Content-Type": "text/plain", "Accept": "application/json"},
+                    query_string="bulk-delete",
+                    data=body,
+                )
+            except self._ERRORS as exc:
+                raise self._error(exc, f"bulk delete of {len(batch)} objects") from exc
+            result = json.loads(answer)
+            errors = result.get("Errors") or []
+            if errors or not result.get("Response Status", "").startswith("200"):
+                first = errors[0] if errors else ["", result.get("Response Status")]
+                raise StorageError(
+                    f"bulk delete: {len(errors)} of {len(batch)} objects not deleted,"
+                    f" first: {first[1]} ({result.get('Response Body', '').strip()})",
+                    store=self.name,
+                    key=first[0] or None,
+                )
+            deleted += result.get("Number Deleted", 0)
+            not_found += result.get("Number Not Found", 0)
+        return DeleteResult(deleted=deleted, not_found=not_found)
+
+    def _temp_url_key(self, clients):
+        if clients.temp_url_key is None:
+            try:
+                account = self.connection.head_account()
+                container = self.connection.head_container(self.container)
+            except self._ERRORS as exc:
+                raise self._error(exc, "read the temp URL key") from exc
+            clients.temp_url_key = account.get("x-account-meta-temp-url-key") or container.get(
+                "x-container-meta-temp-url-key"
+            )
+            if not clients.temp_url_key:
+                raise StoreMisconfigured(
+                    "no temporary URL key: set SWIFT_TEMP_URL_KEY, or the Temp-URL-Key"
+                    " metadata of the account or container",
+                    store=self.name,
+                )
+        return clients.temp_url_key
+
+    def presigned_get_url(
+        self, key, *, expires=300, filename=None, content_type=None, inline=False
+    ):
+        """A temporary URL. Swift serves the Content-Type stored with the object:
+        ``content_type`` cannot override it and is ignored."""
+        clients = self._clients.get()
+        try:
+            storage_url = self.connection.get_auth()[0]
+        except self._ERRORS as exc:
+            raise self._error(exc, "presign", key) from exc
+        parts = urlsplit(storage_url)
+        path = f"{parts.path}/{quote(self.container)}/{quote(self._full_key(key))}"
+        signed = generate_temp_url(path, int(expires), self._temp_url_key(clients), "GET")
+        extra = {}
+        if filename:
+            extra["filename"] = filename
+        query = urlencode(extra, quote_via=quote)
+        if inline:
+            query = f"{query}&inline" if query else "inline"
+        url = f"{parts.scheme}://{parts.netloc}{signed}"
+        return f"{url}&{query}" if query else url
+
+    def list(self, prefix=""):
+        marker = ""
+        while True:
+            try:
+                _headers, page = self.connection.get_container(
+                    self.container, prefix=self._full_key(prefix), marker=marker, limit=1000
+                )
+            except self._ERRORS as exc:
+                raise self._error(exc, f"list {prefix!r}", container_op=True) from exc
+            if not page:
+                return
+            for item in page:
+                yield ObjectInfo(
+                    self._short_key(item["name"]),
+                    item.get("bytes"),
+                    item.get("hash"),
+                    item.get("content_type"),
+                    item.get("last_modified"),
+                )
+            marker = page[-1]["name"]
+
+    def ensure_container(self):
+        self._check_writable()
+        try:
+            self.connection.head_container(self.container)
+            return False
+        except swift_client.ClientException as exc:
+            if exc.http_status != 404:
+                raise self._error(exc, "check container", container_op=True) from exc
+        except self._ERRORS as exc:
+            raise self._error(exc, "check container", container_op=True) from exc
+        try:
+            self.connection.put_container(self.container)
+        except self._ERRORS as exc:
+            raise self._error(exc, "create container") from exc
+        _logger.info("created container %s", self.container)
+        return True
+
+
+class _ReadOnly:
+    """A file object reduced to ``read``."""
+
+    def __init__(self, stream):
+        self.read = stream.read
+
+
+def _info(key, headers):
+    length = headers.get("content-length")
+    return ObjectInfo(
+        key,
+        int(length) if length is not None else None,
+        (headers.get("etag") or "").strip('"') or None,
+        headers.get("content-type"),
+        headers.get("last-modified"),
+    )

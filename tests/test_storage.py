@@ -1,0 +1,412 @@
+"""Object stores against the real Swift of scripts/services.sh, through its S3 API and
+its native API."""
+
+import hashlib
+import io
+import os
+import pickle
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from stateless_odoo.errors import (
+    AccessDenied,
+    ObjectNotFound,
+    ReadOnlyStore,
+    StoreMisconfigured,
+    StoreUnavailable,
+)
+from stateless_odoo.storage import build_store
+from stateless_odoo.storage.s3 import S3Store
+
+from .conftest import make_store, s3_environ, swift_environ, unique_name
+
+
+def put_many(store, keys, payload=b"x"):
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: store.put(k, payload), keys))
+
+
+# -- round trips -------------------------------------------------------------------------
+
+
+def test_round_trip_bytes(store):
+    data = os.urandom(3000)
+    info = store.put("ab/abcdef", data, content_type="application/pdf")
+    assert info.size == 3000
+    assert info.etag == hashlib.md5(data).hexdigest()
+    head = store.head("ab/abcdef")
+    assert head.size == 3000
+    assert head.content_type == "application/pdf"
+    assert store.get_bytes("ab/abcdef") == data
+    assert store.exists("ab/abcdef")
+
+
+def test_empty_object_is_not_an_error(store):
+    store.put("empty", b"")
+    assert store.get_bytes("empty") == b""
+    assert store.head("empty").size == 0
+
+
+def test_put_from_file_object_of_unknown_size(store):
+    data = os.urandom(300_000)
+
+    class Stream(io.RawIOBase):  # no seek, no len: size unknown to the store
+        def __init__(self):
+            self.inner = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            return self.inner.readinto(buffer)
+
+    info = store.put("streamed", Stream())
+    assert info.size == 300_000
+    assert store.get_bytes("streamed") == data
+
+
+def test_put_from_file_object_of_known_size(store, tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(os.urandom(100_000))
+    with path.open("rb") as handle:
+        store.put("from-file", handle, size=100_000)
+    assert store.get_bytes("from-file") == path.read_bytes()
+
+
+def test_streamed_read_in_chunks_and_by_read(store):
+    data = os.urandom(1_000_000)
+    store.put("big", data)
+    with store.open("big", chunk_size=65536) as reader:
+        assert reader.info.size == 1_000_000
+        chunks = list(reader)
+    assert max(len(c) for c in chunks) <= 65536
+    assert b"".join(chunks) == data
+    with store.open("big") as reader:
+        head = reader.read(10)
+        rest = reader.read()
+    assert head + rest == data
+
+
+def test_overwrite(store):
+    store.put("k", b"one")
+    store.put("k", b"two")
+    assert store.get_bytes("k") == b"two"
+
+
+def test_unicode_and_slashes_in_keys(store):
+    key = "db/checklist/é à/ü.bin"
+    store.put(key, b"content")
+    assert store.get_bytes(key) == b"content"
+    assert [i.key for i in store.list("db/checklist/")] == [key]
+
+
+# -- missing objects and containers -----------------------------------------------------------
+
+
+def test_missing_object_is_an_error_naming_the_key(store):
+    with pytest.raises(ObjectNotFound) as info:
+        store.get_bytes("no/such/key")
+    assert info.value.key == "no/such/key"
+    assert "no/such/key" in str(info.value) and store.container in str(info.value)
+    with pytest.raises(ObjectNotFound):
+        store.head("no/such/key")
+    assert not store.exists("no/such/key")
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_missing_container_is_a_configuration_error(services, kind):
+    store = make_store(kind, services, container=unique_name("absent"))
+    with pytest.raises(StoreMisconfigured) as info:
+        list(store.list())
+    variable = "AWS_BUCKETNAME" if kind == "s3" else "SWIFT_WRITE_CONTAINER"
+    assert variable in str(info.value)
+
+
+# -- delete and list ---------------------------------------------------------------------
+
+
+def test_delete_many_in_batches_and_list_pages(store):
+    keys = [f"many/{i:05d}" for i in range(1150)]  # more than one batch, one page
+    put_many(store, keys)
+    listed = [info.key for info in store.list("many/")]
+    assert listed == keys
+    result = store.delete_many([*keys, "many/never-existed"])
+    assert result.deleted + result.not_found >= len(keys)
+    assert list(store.list("many/")) == []
+
+
+def test_delete_missing_key_is_not_an_error(store):
+    store.delete("absent")
+    store.put("present", b"1")
+    store.delete_many(["present", "present"])
+    assert not store.exists("present")
+
+
+def test_list_by_prefix(store):
+    for key in ("a/1", "a/2", "b/1", "ab/1"):
+        store.put(key, b"x")
+    assert [i.key for i in store.list("a/")] == ["a/1", "a/2"]
+    assert [i.key for i in store.list("a")] == ["a/1", "a/2", "ab/1"]
+    assert {i.key for i in store.list()} == {"a/1", "a/2", "b/1", "ab/1"}
+    assert all(i.size == 1 for i in store.list())
+
+
+# -- key prefix -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_key_prefix_is_added_and_hidden(services, make_fresh_store, kind):
+    variable = "AWS_KEY_PREFIX" if kind == "s3" else "SWIFT_KEY_PREFIX"
+    plain = make_fresh_store(kind)
+    prefixed = build_store(
+        kind,
+        (s3_environ if kind == "s3" else swift_environ)(
+            services, plain.container, **{variable: "odoo/"}
+        ),
+    )
+    prefixed.put("ab/cd", b"x")
+    assert [i.key for i in plain.list()] == ["odoo/ab/cd"]
+    assert [i.key for i in prefixed.list()] == ["ab/cd"]
+    assert prefixed.get_bytes("ab/cd") == b"x"
+
+
+# -- presigned / temp URLs ------------------------------------------------------------------
+
+
+def test_presigned_url_serves_the_object_with_its_file_name(store):
+    data = os.urandom(5000)
+    store.put("doc", data, content_type="application/pdf")
+    url = store.presigned_get_url("doc", expires=60, filename="Facture été 2026.pdf")
+    answer = requests.get(url, timeout=10)
+    assert answer.status_code == 200
+    assert answer.content == data
+    disposition = answer.headers["Content-Disposition"]
+    assert disposition.startswith("attachment")
+    assert "Facture%20%C3%A9t%C3%A9%202026.pdf" in disposition
+    assert answer.headers["Content-Type"] == "application/pdf"
+
+
+def test_presigned_url_inline(store):
+    store.put("img", b"png", content_type="image/png")
+    url = store.presigned_get_url("img", filename="a.png", inline=True)
+    answer = requests.get(url, timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Disposition"].startswith("inline")
+
+
+def test_s3_presigned_url_overrides_content_type(make_fresh_store):
+    store = make_fresh_store("s3")
+    store.put("k", b"x", content_type="application/octet-stream")
+    url = store.presigned_get_url("k", content_type="text/plain")
+    assert requests.get(url, timeout=10).headers["Content-Type"].startswith("text/plain")
+
+
+def test_presigned_url_expires(store):
+    store.put("doc", b"secret")
+    url = store.presigned_get_url("doc", expires=1)
+    time.sleep(2.1)
+    answer = requests.get(url, timeout=10)
+    assert answer.status_code in (401, 403)
+    assert b"secret" not in answer.content
+
+
+def test_presigned_url_is_tied_to_its_object(store):
+    store.put("one", b"1")
+    store.put("two", b"2")
+    url = store.presigned_get_url("one")
+    tampered = url.replace("/one?", "/two?")
+    assert requests.get(tampered, timeout=10).status_code in (401, 403)
+
+
+def test_swift_temp_url_key_from_settings(make_fresh_store, services):
+    store = make_fresh_store("swift", SWIFT_TEMP_URL_KEY=services["TEST_SWIFT_TEMP_URL_KEY"])
+    store.put("k", b"v")
+    assert requests.get(store.presigned_get_url("k"), timeout=10).content == b"v"
+
+
+def test_swift_wrong_temp_url_key_is_refused_by_the_server(make_fresh_store):
+    store = make_fresh_store("swift", SWIFT_TEMP_URL_KEY="not-the-key")
+    store.put("k", b"v")
+    assert requests.get(store.presigned_get_url("k"), timeout=10).status_code == 401
+
+
+# -- one Swift, two APIs ------------------------------------------------------------------------
+
+
+def test_s3_and_swift_see_the_same_objects(services, make_fresh_store):
+    via_s3 = make_fresh_store("s3")
+    via_swift = make_store("swift", services, container=via_s3.container)
+    data = os.urandom(10_000)
+    via_s3.put("from/s3", data, content_type="image/png")
+    assert via_swift.get_bytes("from/s3") == data
+    assert via_swift.head("from/s3").content_type == "image/png"
+    via_swift.put("from/swift", data[::-1])
+    assert via_s3.get_bytes("from/swift") == data[::-1]
+    assert [i.key for i in via_s3.list("from/")] == ["from/s3", "from/swift"]
+    via_swift.delete_many(["from/s3"])
+    assert not via_s3.exists("from/s3")
+
+
+# -- read-only stores (another environment's container) -------------------------------------
+
+
+def test_read_only_view_reads_but_never_writes(services, make_fresh_store, store):
+    kind = "s3" if isinstance(store, S3Store) else "swift"
+    prod = make_fresh_store(kind)
+    prod.put("prod/object", b"prod data")
+    view = store.readonly_view(prod.container)
+    assert view.read_only and view.name == prod.name
+    assert view.get_bytes("prod/object") == b"prod data"
+    with pytest.raises(ReadOnlyStore) as info:
+        view.put("prod/object", b"overwritten")
+    assert prod.container in str(info.value)
+    with pytest.raises(ReadOnlyStore):
+        view.delete_many(["prod/object"])
+    with pytest.raises(ReadOnlyStore):
+        view.ensure_container()
+    assert prod.get_bytes("prod/object") == b"prod data"
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_store_built_read_only(services, make_fresh_store, kind):
+    existing = make_fresh_store(kind)
+    environ = (s3_environ if kind == "s3" else swift_environ)(services, existing.container)
+    store = build_store(kind, environ, read_only=True)
+    with pytest.raises(ReadOnlyStore):
+        store.put("x", b"x")
+
+
+# -- credentials --------------------------------------------------------------------------------
+
+
+def test_s3_wrong_secret(services, make_fresh_store):
+    good = make_fresh_store("s3")
+    bad = make_store(
+        "s3", services, container=good.container, AWS_SECRET_ACCESS_KEY="wrong-secret-xyz"
+    )
+    with pytest.raises(AccessDenied) as info:
+        bad.put("k", b"v")
+    assert "AWS_SECRET_ACCESS_KEY" in str(info.value)
+    assert "wrong-secret-xyz" not in str(info.value)
+
+
+def test_swift_wrong_password(services):
+    bad = make_store("swift", services, SWIFT_PASSWORD="wrong-password-xyz")
+    with pytest.raises(AccessDenied) as info:
+        bad.head("k")
+    assert "SWIFT_PASSWORD" in str(info.value)
+    assert "wrong-password-xyz" not in str(info.value)
+
+
+def test_s3_other_account_is_denied(services, make_fresh_store):
+    mine = make_fresh_store("s3")
+    mine.put("k", b"v")
+    other = make_store(
+        "s3",
+        services,
+        container=mine.container,
+        AWS_ACCESS_KEY_ID=services["TEST_S3_OTHER_ACCESS_KEY"],
+        AWS_SECRET_ACCESS_KEY=services["TEST_S3_OTHER_SECRET_KEY"],
+    )
+    with pytest.raises((AccessDenied, ObjectNotFound, StoreMisconfigured)):
+        other.get_bytes("k")
+    with pytest.raises((AccessDenied, StoreMisconfigured)):
+        other.put("k", b"overwrite")
+    assert mine.get_bytes("k") == b"v"
+
+
+def test_swift_other_account_is_denied(services, make_fresh_store):
+    mine = make_fresh_store("swift")
+    mine.put("k", b"v")
+    other_clients = make_store(
+        "swift",
+        services,
+        SWIFT_ACCOUNT=services["TEST_SWIFT_OTHER_ACCOUNT"],
+        SWIFT_PASSWORD=services["TEST_SWIFT_OTHER_PASSWORD"],
+    )
+    # the other user addresses our account's container by its storage URL
+    conn = other_clients.connection
+    url, token = conn.get_auth()
+    ours = mine.connection.get_auth()[0]
+    from swiftclient import client as swift_client
+
+    with pytest.raises(swift_client.ClientException) as info:
+        swift_client.get_object(ours, token, mine.container, "k")
+    assert info.value.http_status == 403
+    assert url != ours
+
+
+# -- unreachable and hanging endpoints --------------------------------------------------------
+
+
+def _unreachable_store(kind, services, port, **extra):
+    if kind == "s3":
+        extra.setdefault("AWS_HOST", f"http://127.0.0.1:{port}")
+        extra.setdefault("AWS_MAX_ATTEMPTS", "2")
+    else:
+        extra.setdefault("SWIFT_AUTH_URL", f"http://127.0.0.1:{port}/auth/v1.0")
+        extra.setdefault("SWIFT_MAX_ATTEMPTS", "2")
+    return make_store(kind, services, **extra)
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_endpoint_down(services, closed_port, kind):
+    store = _unreachable_store(kind, services, closed_port)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as info:
+        store.get_bytes("k")
+    assert time.monotonic() - started < 15
+    assert store.container in str(info.value)
+    with pytest.raises(StoreUnavailable):
+        store.put("k", b"v")
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_endpoint_hanging_is_bounded_by_the_read_timeout(services, hanging_port, kind):
+    prefix = "AWS" if kind == "s3" else "SWIFT"
+    store = _unreachable_store(kind, services, hanging_port, **{f"{prefix}_READ_TIMEOUT": "1"})
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.get_bytes("k")
+    elapsed = time.monotonic() - started
+    # two attempts of one second each, plus backoff: far below the 30 s default
+    assert elapsed < 10, elapsed
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def test_client_is_rebuilt_after_fork(store):
+    store.put("k", b"parent")
+    parent_client = store.client if isinstance(store, S3Store) else store.connection
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(read)
+            child_client = store.client if isinstance(store, S3Store) else store.connection
+            store.put("k2", b"child")
+            answer = (child_client is not parent_client, store.get_bytes("k"))
+        except BaseException as exc:  # report anything to the parent
+            answer = ("error", repr(exc))
+        os.write(write, pickle.dumps(answer))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pickle.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert answer == (True, b"parent")
+    assert store.get_bytes("k2") == b"child"
+    # the parent still uses its own client
+    assert (store.client if isinstance(store, S3Store) else store.connection) is parent_client
+
+
+def test_threads_share_one_store(store):
+    keys = [f"t/{i}" for i in range(64)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: store.put(k, k.encode()), keys))
+        values = list(pool.map(store.get_bytes, keys))
+    assert values == [k.encode() for k in keys]
