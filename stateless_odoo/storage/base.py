@@ -37,17 +37,20 @@ class ObjectReader(io.RawIOBase):
     error: a short read never passes for the end of the object.
     """
 
-    def __init__(self, info, chunks, close):
+    def __init__(self, info, chunks, close, read_all=None):
         super().__init__()
         self.info = info
         self._chunks = chunks
         self._close = close
+        self._read_all = read_all  # one read of the whole body, cheaper than chunks
+        self._started = False
         self._buffer = b""
 
     def readable(self):
         return True
 
     def __iter__(self):
+        self._started = True
         if self._buffer:
             chunk, self._buffer = self._buffer, b""
             yield chunk
@@ -57,6 +60,7 @@ class ObjectReader(io.RawIOBase):
         self.close()
 
     def readinto(self, target):
+        self._started = True
         wanted = len(target)
         while not self._buffer:
             try:
@@ -69,6 +73,10 @@ class ObjectReader(io.RawIOBase):
         return size
 
     def readall(self):
+        if not self._started and self._read_all is not None:
+            self._started = True
+            return self._read_all()
+        self._started = True
         parts = [self._buffer]
         self._buffer = b""
         parts.extend(self._chunks)

@@ -313,13 +313,8 @@ class S3Store(ObjectStore):
             if isinstance(data, bytes | bytearray | memoryview):
                 size = len(data)
                 if size < self.settings.multipart_threshold:
-                    md5 = hashlib.md5(data, usedforsecurity=False).digest()
                     answer = self.client.put_object(
-                        Bucket=self.container,
-                        Key=full_key,
-                        Body=bytes(data),
-                        ContentMD5=base64.b64encode(md5).decode(),
-                        **extra,
+                        Bucket=self.container, Key=full_key, Body=bytes(data), **extra
                     )
                     return ObjectInfo(
                         key, size, answer.get("ETag", "").strip('"') or None, content_type
@@ -353,9 +348,9 @@ class S3Store(ObjectStore):
             answer.get("LastModified"),
         )
 
-        def chunks():
+        def streaming_errors(read):
             try:
-                yield from body.iter_chunks(chunk_size)
+                return read()
             except botocore.exceptions.BotoCoreError as exc:
                 raise self._error(exc, "get (while streaming)", key) from exc
             except (OSError, ValueError) as exc:  # urllib3 protocol errors, timeouts
@@ -365,7 +360,13 @@ class S3Store(ObjectStore):
                     key=key,
                 ) from exc
 
-        return ObjectReader(info, chunks(), body.close)
+        def chunks():
+            # botocore checks the length at the end: a short body raises
+            iterator = body.iter_chunks(chunk_size)
+            while chunk := streaming_errors(lambda: next(iterator, b"")):
+                yield chunk
+
+        return ObjectReader(info, chunks(), body.close, lambda: streaming_errors(body.read))
 
     def head(self, key):
         try:

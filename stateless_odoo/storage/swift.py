@@ -6,7 +6,6 @@ swauth) through a small session of the same shape. Each thread has its own swift
 ``Connection`` (they are not thread-safe), all of them built again after a fork.
 """
 
-import hashlib
 import json
 import logging
 import re
@@ -326,11 +325,10 @@ class SwiftStore(ObjectStore):
 
     def put(self, key, data, *, content_type=None, size=None):
         self._check_writable(key)
-        etag = chunk_size = None
+        chunk_size = None
         if isinstance(data, bytes | bytearray | memoryview):
             data = bytes(data)
             size = len(data)
-            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         else:
             chunk_size = UPLOAD_CHUNK
             if not _seekable(data):
@@ -343,7 +341,6 @@ class SwiftStore(ObjectStore):
                 self._full_key(key),
                 data,
                 content_length=size,
-                etag=etag,
                 chunk_size=chunk_size,
                 content_type=content_type,
             )
@@ -362,13 +359,20 @@ class SwiftStore(ObjectStore):
             raise self._error(exc, "get", key) from exc
         info = _info(key, headers)
 
-        def chunks():
+        def streaming_errors(read):
+            # swiftclient resumes a cut body from its offset; past its retries, or
+            # on a body shorter than its Content-Length, it raises
             try:
-                yield from body
+                return read()
             except self._ERRORS as exc:
                 raise self._error(exc, "get (while streaming)", key) from exc
 
-        return ObjectReader(info, chunks(), body.resp.close)
+        def chunks():
+            iterator = iter(body)
+            while chunk := streaming_errors(lambda: next(iterator, b"")):
+                yield chunk
+
+        return ObjectReader(info, chunks(), body.resp.close, lambda: streaming_errors(body.read))
 
     def head(self, key):
         try:
