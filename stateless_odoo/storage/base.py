@@ -2,9 +2,6 @@
 
 import abc
 import io
-import os
-import threading
-import weakref
 from dataclasses import dataclass
 
 from ..errors import ObjectNotFound, ReadOnlyStore
@@ -120,47 +117,6 @@ class FullReads:
             parts.append(chunk)
             left -= len(chunk)
         return b"".join(parts)
-
-
-class PerProcess:
-    """A value built on first use in each process, and built again after a fork.
-
-    Network clients must never be shared between an Odoo prefork master and its
-    workers: a socket shared across processes mixes up their requests.
-    """
-
-    _instances = weakref.WeakSet()
-
-    def __init__(self, factory):
-        self._factory = factory
-        self._pid = None
-        self._value = None
-        self._lock = threading.Lock()
-        PerProcess._instances.add(self)
-
-    def get(self):
-        if self._pid != os.getpid():
-            with self._lock:
-                if self._pid != os.getpid():
-                    self._value = self._factory()
-                    self._pid = os.getpid()
-        return self._value
-
-    def reset(self):
-        with self._lock:
-            self._pid = None
-            self._value = None
-
-    @classmethod
-    def _after_fork_in_child(cls):
-        # a lock held by another thread of the parent at fork time stays locked forever
-        # in the child: give every holder a fresh one
-        for instance in list(cls._instances):
-            instance._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=PerProcess._after_fork_in_child)
 
 
 class ObjectStore(abc.ABC):

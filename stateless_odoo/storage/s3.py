@@ -27,6 +27,7 @@ from ..errors import (
     StoreMisconfigured,
     StoreUnavailable,
 )
+from ..process import PerProcess
 from .base import (
     CHUNK_SIZE,
     DeleteResult,
@@ -34,7 +35,6 @@ from .base import (
     ObjectInfo,
     ObjectReader,
     ObjectStore,
-    PerProcess,
     _seekable,
 )
 

@@ -32,13 +32,13 @@ from ..errors import (
     StoreMisconfigured,
     StoreUnavailable,
 )
+from ..process import PerProcess
 from .base import (
     CHUNK_SIZE,
     DeleteResult,
     ObjectInfo,
     ObjectReader,
     ObjectStore,
-    PerProcess,
     _seekable,
 )
 
