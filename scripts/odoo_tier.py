@@ -120,6 +120,15 @@ def ensure_core_dependencies(python):
         subprocess.run([python, "-m", "pip", "install", "--quiet", *missing], check=True)
 
 
+def manifest(name):
+    return ast.literal_eval((ROOT / name / "__manifest__.py").read_text())
+
+
+def server_wide(addons):
+    """The addons to give ``--load``: those with a ``post_load`` hook."""
+    return [name for name in addons if manifest(name).get("post_load")]
+
+
 def testable_addons():
     """Installable addons of this repository that have a tests package."""
     names = []
@@ -164,6 +173,9 @@ def odoo_environment(services, container):
             "SWIFT_PASSWORD": services["TEST_SWIFT_PASSWORD"],
             "SWIFT_WRITE_CONTAINER": container,
             "SWIFT_TEMP_URL_KEY": services["TEST_SWIFT_TEMP_URL_KEY"],
+            "ODOO_SESSION_REDIS": "1",
+            "ODOO_SESSION_REDIS_URL": services["TEST_REDIS_URL"],
+            "ODOO_SESSION_REDIS_PREFIX": container,
         }
     )
     return env
@@ -209,6 +221,7 @@ def run(python, odoo_root, addons, keep):
         "--db_host", pg["host"], "--db_port", pg["port"], "--db_user", pg["user"],
         "--addons-path", ",".join(map(str, addons_path)),
         "--data-dir", data_dir,
+        "--load", ",".join(["base", "web", *server_wide(addons)]),
         "-i", ",".join(addons),
         "--test-tags", ",".join(f"/{name}" for name in addons),
         "--without-demo", "all",

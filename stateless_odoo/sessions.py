@@ -260,10 +260,11 @@ class RedisSessionStore:
         return self.session_class({}, self.generate_key(), True)
 
     def get(self, sid):
-        """The session of ``sid``, or a new session (new id) when there is none.
+        """The session of ``sid``, or a new, empty session when there is none.
 
-        A missing session never keeps the id the client sent: an id chosen by the
-        client is never stored.
+        The new session gets a new id, but Odoo 18 then puts back the id the browser
+        sent (``Request._get_session_and_dbname``), as with its file store: logging in
+        rotates the id, which is what protects against session fixation.
         """
         if not self.is_valid_key(sid):
             return self.new()

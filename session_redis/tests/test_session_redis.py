@@ -1,0 +1,138 @@
+"""Sessions in Redis inside a real Odoo 18 (started with --load=...,session_redis).
+
+The runner (scripts/odoo_tier.py) gives Odoo ODOO_SESSION_REDIS=1 and the harness's
+Redis; these tests go through Odoo's HTTP server, as a browser would.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import redis
+from odoo import http
+from odoo.tests import HttpCase, tagged
+from odoo.tools import config
+
+from stateless_odoo.sessions import RedisSessionSettings
+
+from ..http import OdooRedisSessionStore
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@tagged("post_install", "-at_install")
+class TestSessionRedis(HttpCase):
+    @property
+    def store(self):
+        return http.root.session_store
+
+    def session_info(self):
+        return self.make_jsonrpc_request("/web/session/get_session_info")
+
+    def test_store_is_redis_and_nothing_is_on_disk(self):
+        self.assertIsInstance(self.store, OdooRedisSessionStore)
+        self.authenticate("admin", "admin")
+        self.assertEqual(self.session_info()["uid"], self.env.ref("base.user_admin").id)
+        self.assertTrue(self.store.client.exists(self.store._key(self.session.sid)))
+        session_dir = os.path.join(config["data_dir"], "sessions")
+        self.assertFalse(os.path.isdir(session_dir) and os.listdir(session_dir))
+
+    def test_time_to_live_follows_odoo_max_inactivity(self):
+        self.env["ir.config_parameter"].sudo().set_param("sessions.max_inactivity_seconds", "4000")
+        self.authenticate("admin", "admin")  # saved outside a request: Odoo's default
+        key = self.store._key(self.session.sid)
+        self.assertGreater(self.store.client.ttl(key), 4000)
+        self.session_info()  # a request of the user records its trace and saves
+        self.assertTrue(3900 < self.store.client.ttl(key) <= 4000)
+
+    def test_logout_rotates_the_session(self):
+        self.authenticate("admin", "admin")
+        old_key = self.store._key(self.session.sid)
+        response = self.url_open("/web/session/logout", allow_redirects=False)
+        self.assertFalse(self.store.client.exists(old_key))
+        cookie = response.cookies.get("session_id")
+        self.assertTrue(cookie and cookie != self.session.sid)
+        self.assertFalse(self.store.get(cookie).get("uid"))
+
+    def test_revoked_device_ends_the_session(self):
+        self.authenticate("admin", "admin")
+        self.session_info()  # records the device
+        devices = (
+            self.env["res.device"]
+            .sudo()
+            .search([("session_identifier", "=", self.session.sid[:42])])
+        )
+        self.assertTrue(devices)
+        devices._revoke()
+        self.assertFalse(self.store.client.exists(self.store._key(self.session.sid)))
+        response = self.url_open("/odoo", allow_redirects=False)
+        self.assertIn("/web/login", response.headers.get("Location", ""))
+
+    def test_redis_down_is_a_503_naming_redis_then_back(self):
+        """A Redis of the test's own, stopped and restarted on the same port."""
+        port = _free_port()
+        workdir = os.path.join(config["data_dir"], f"redis-{port}")
+        os.makedirs(workdir, exist_ok=True)
+
+        def start():
+            proc = subprocess.Popen(
+                [
+                    shutil.which("redis-server"),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    workdir,
+                ],
+                stdout=subprocess.DEVNULL,
+            )
+            probe = redis.Redis(port=port, socket_connect_timeout=0.2)
+            for _ in range(100):
+                try:
+                    probe.ping()
+                    return proc
+                except redis.exceptions.ConnectionError:
+                    time.sleep(0.05)
+            raise AssertionError("redis-server did not start")
+
+        proc = start()
+        original = http.root.session_store
+        settings = RedisSessionSettings.from_env(
+            {
+                "ODOO_SESSION_REDIS": "1",
+                "ODOO_SESSION_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                "ODOO_SESSION_REDIS_CONNECT_TIMEOUT": "1",
+                "ODOO_SESSION_REDIS_READ_TIMEOUT": "1",
+            }
+        )
+        try:
+            http.root.session_store = OdooRedisSessionStore(
+                settings, http.Session, on_rotate=original.on_rotate
+            )
+            self.authenticate("admin", "admin")
+            self.assertTrue(self.session_info()["uid"])
+            proc.terminate()
+            proc.wait(10)
+            with self.assertLogs("odoo.http", "ERROR") as logs:
+                response = self.url_open("/web/session/check")
+            self.assertEqual(response.status_code, 503)
+            self.assertIn(f"127.0.0.1:{port}", response.text)
+            self.assertNotIn(self.session.sid[:20], "\n".join(logs.output))
+            proc = start()
+            self.authenticate("admin", "admin")  # this Redis kept nothing: log in again
+            self.assertTrue(self.session_info()["uid"])
+        finally:
+            http.root.session_store = original
+            proc.kill()
+            proc.wait()
