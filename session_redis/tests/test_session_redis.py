@@ -8,9 +8,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 
 import redis
+import requests
 from odoo import http
 from odoo.tests import HttpCase, tagged
 from odoo.tools import config
@@ -136,3 +139,116 @@ class TestSessionRedis(HttpCase):
             http.root.session_store = original
             proc.kill()
             proc.wait()
+
+
+def _odoo_command(*args):
+    """A command line of this Odoo, on the test database and addons."""
+    return [
+        sys.executable,
+        "-m",
+        "odoo",
+        f"--addons-path={config['addons_path']}",
+        *args,
+    ]
+
+
+@tagged("post_install", "-at_install")
+class TestSessionsAcrossProcesses(HttpCase):
+    """What session_redis is for: a session made by one Odoo process serves another,
+    which has its own, empty data_dir."""
+
+    def _db_args(self):
+        return [
+            "-d",
+            self.env.cr.dbname,
+            "--db_host",
+            config["db_host"] or "127.0.0.1",
+            "--db_port",
+            str(config["db_port"] or 5432),
+            "--db_user",
+            config["db_user"],
+        ]
+
+    def _start_second_odoo(self, data_dir):
+        port = _free_port()
+        proc = subprocess.Popen(
+            _odoo_command(
+                *self._db_args(),
+                "--load=base,web,session_redis",
+                f"--data-dir={data_dir}",
+                f"--http-port={port}",
+                f"--gevent-port={_free_port()}",
+                "--http-interface=127.0.0.1",
+                "--max-cron-threads=0",
+                "--workers=0",
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(240):
+            try:
+                if requests.get(f"{url}/web/health", timeout=1).status_code == 200:
+                    return proc, url
+            except requests.exceptions.ConnectionError:
+                pass
+            time.sleep(0.25)
+        proc.kill()
+        raise AssertionError("the second Odoo did not start")
+
+    def test_login_on_one_process_work_on_another_then_revoke(self):
+        data_dir = tempfile.mkdtemp(prefix="second-odoo-")
+        proc, url = self._start_second_odoo(data_dir)
+        try:
+            self.authenticate("admin", "admin")  # this process writes the session
+            answer = requests.post(
+                f"{url}/web/session/get_session_info",
+                json={"jsonrpc": "2.0", "method": "call", "params": {}},
+                cookies={"session_id": self.session.sid},
+                timeout=30,
+            ).json()
+            self.assertEqual(answer["result"]["uid"], self.env.ref("base.user_admin").id)
+            # revoked here, refused there
+            self.store_delete_device(self.session.sid)
+            response = requests.get(
+                f"{url}/odoo",
+                cookies={"session_id": self.session.sid},
+                allow_redirects=False,
+                timeout=30,
+            )
+            self.assertIn("/web/login", response.headers.get("Location", ""))
+            session_dir = os.path.join(data_dir, "sessions")
+            self.assertFalse(os.path.isdir(session_dir) and os.listdir(session_dir))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    def store_delete_device(self, sid):
+        http.root.session_store.delete_from_identifiers([sid[:42]])
+
+    def test_file_sessions_imported_keep_users_logged_in(self):
+        """Sessions written by Odoo's own file store, imported by the CLI command."""
+        self.authenticate("admin", "admin")
+        data = dict(self.session)
+        http.root.session_store.delete(self.session)
+        folder = tempfile.mkdtemp(prefix="file-sessions-")
+        try:
+            file_store = http.FilesystemSessionStore(folder, session_class=http.Session)
+            session = http.Session(data, self.session.sid)
+            file_store.save(session)
+            done = subprocess.run(
+                _odoo_command("session_redis_import", "--path", folder),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn("1 imported, 0 skipped", done.stdout)
+            self.assertEqual(self.session_info()["uid"], self.env.ref("base.user_admin").id)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def session_info(self):
+        return self.make_jsonrpc_request("/web/session/get_session_info")

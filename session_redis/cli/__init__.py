@@ -1,0 +1,1 @@
+from . import session_redis_import
