@@ -7,9 +7,9 @@ of the suite's layer (typed errors, per-process clients, integrity checks). Roun
 raw and store alternate and the median round counts, so that a noisy machine still
 compares like with like.
 
-    ./dev bench                       # all of it
-    ./dev bench --quick               # fewer objects, one round
-    ./dev bench --api s3 --size 4M
+    ./dev bench storage                       # all of it
+    ./dev bench storage --quick               # fewer objects, one round
+    ./dev bench storage --api s3 --size 4M
 """
 
 import argparse
