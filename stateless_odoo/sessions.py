@@ -30,6 +30,8 @@ from pathlib import Path
 
 import redis
 import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .config import EnvReader, Secret
 from .errors import ConfigError, StatelessOdooError
@@ -144,6 +146,10 @@ class RedisSessionSettings:
             "socket_connect_timeout": self.connect_timeout,
             "socket_timeout": self.read_timeout,
             "health_check_interval": 30,
+            # one immediate retry on a broken connection (a Redis restarted, a master
+            # demoted by a failover), none on a timeout: a Redis down still fails fast
+            "retry": Retry(NoBackoff(), 1),
+            "retry_on_error": [redis.exceptions.ConnectionError],
         }
         password = self.password.reveal() if self.password else None
         if self.sentinels:

@@ -328,23 +328,11 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _start_redis(port, tmp_path):
-    proc = subprocess.Popen(
-        [
-            shutil.which("redis-server"),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+def _start_redis(port, tmp_path, *extra):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    command = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--save", "", "--appendonly", "no", "--dir", str(tmp_path), *extra]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     client = redis.Redis(port=port, socket_connect_timeout=0.2)
     for _ in range(100):
         try:
@@ -427,3 +415,72 @@ def test_import_filesystem_sessions(store, tmp_path):
     assert store.get(expired).is_new
     # a second run changes nothing, and never overwrites a session Redis already has
     assert store.import_filesystem_sessions(tmp_path) == (0, 5)
+
+
+def test_sentinel_failover_is_followed(tmp_path):
+    """A master, a replica and a sentinel of this test's own; a real failover."""
+    master_port, replica_port, sentinel_port = _free_port(), _free_port(), _free_port()
+    procs = [_start_redis(master_port, tmp_path / "m")]
+    procs.append(
+        _start_redis(replica_port, tmp_path / "r", "--replicaof", "127.0.0.1", str(master_port))
+    )
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor failover-test 127.0.0.1 {master_port} 1\n"
+        "sentinel down-after-milliseconds failover-test 1000\n"
+        "sentinel failover-timeout failover-test 5000\n"
+    )
+    procs.append(
+        subprocess.Popen(
+            [shutil.which("redis-server"), str(conf), "--sentinel"], stdout=subprocess.DEVNULL
+        )
+    )
+    try:
+        sentinel = redis.Redis(port=sentinel_port, socket_connect_timeout=0.2)
+        _wait(lambda: sentinel.execute_command("SENTINEL", "REPLICAS", "failover-test"))
+        settings = RedisSessionSettings.from_env(
+            {
+                "ODOO_SESSION_REDIS": "1",
+                "ODOO_SESSION_REDIS_SENTINEL_HOST": f"127.0.0.1:{sentinel_port}",
+                "ODOO_SESSION_REDIS_SENTINEL_MASTER_NAME": "failover-test",
+            }
+        )
+        store = RedisSessionStore(settings, Session)
+        before = logged_in(store)
+        _wait(lambda: redis.Redis(port=replica_port).exists(store._key(before.sid)))
+        sentinel.execute_command("SENTINEL", "FAILOVER", "failover-test")
+        _wait(
+            lambda: (
+                int(
+                    sentinel.execute_command(
+                        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "failover-test"
+                    )[1]
+                )
+                == replica_port
+            )
+        )
+        # once the sentinel has demoted the old master, the same store object writes to
+        # the new one (until then the old master takes writes: Redis replication is
+        # asynchronous, a failover can lose the last writes)
+        old_master = redis.Redis(port=master_port)
+        _wait(lambda: old_master.info("replication")["role"] == "slave")
+        after = logged_in(store)
+        assert redis.Redis(port=replica_port).exists(store._key(after.sid))
+        assert not store.get(before.sid).is_new
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _wait(condition, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except redis.exceptions.RedisError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
