@@ -154,8 +154,8 @@ def _odoo_command(*args):
 
 @tagged("post_install", "-at_install")
 class TestSessionsAcrossProcesses(HttpCase):
-    """What session_redis is for: a session made by one Odoo process serves another,
-    which has its own, empty data_dir."""
+    """What session_redis is for: a session made by one Odoo process serves another
+    (prefork, 2 workers), which has its own, empty data_dir."""
 
     def _db_args(self):
         return [
@@ -180,7 +180,7 @@ class TestSessionsAcrossProcesses(HttpCase):
                 f"--gevent-port={_free_port()}",
                 "--http-interface=127.0.0.1",
                 "--max-cron-threads=0",
-                "--workers=0",
+                "--workers=2",  # prefork, as in production
             ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
