@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Real servers for the stateless_odoo tests, all on 127.0.0.1:
-# two Redis servers (plain, with password), a Redis Sentinel, memcached and a
-# one-node OpenStack Swift (Swift API + tempurl + S3 API via s3api); checks
-# the machine's PostgreSQL on 5432.
+# two Redis servers (plain, with password), a Redis Sentinel, memcached, an
+# OpenStack Keystone (identity v3 only) and a one-node OpenStack Swift with
+# two proxies: one with tempauth (Swift API v1 auth + tempurl + S3 API via
+# s3api), one with keystone auth (authtoken + keystoneauth, tempurl, s3api
+# with s3token); checks the machine's PostgreSQL on 5432.
 #
 #   scripts/services.sh up       install missing packages, start what is not
 #                                running, wait until healthy, write env file
@@ -13,8 +15,9 @@
 #
 # Everything (data, logs, configs, rings, pidfiles) lives in the state dir,
 # ${STATELESS_SERVICES_DIR:-/tmp/stateless-odoo-services}; it is throwaway.
-# Ports: STATELESS_{REDIS,REDIS_AUTH,SENTINEL,MEMCACHED}_PORT and
-# STATELESS_SWIFT_{PROXY,OBJECT,CONTAINER,ACCOUNT}_PORT (defaults below).
+# Ports: STATELESS_{REDIS,REDIS_AUTH,SENTINEL,MEMCACHED,KEYSTONE}_PORT and
+# STATELESS_SWIFT_{PROXY,KEYSTONE_PROXY,OBJECT,CONTAINER,ACCOUNT}_PORT
+# (defaults below).
 # Swift's object server needs user xattrs on that filesystem (ext4/xfs/btrfs:
 # yes; tmpfs only on Linux >= 6.6); `up` checks and says so.
 set -euo pipefail
@@ -30,6 +33,8 @@ REDIS_AUTH_PORT=${STATELESS_REDIS_AUTH_PORT:-16380}
 SENTINEL_PORT=${STATELESS_SENTINEL_PORT:-16381}
 MEMCACHED_PORT=${STATELESS_MEMCACHED_PORT:-16211}
 SWIFT_PROXY_PORT=${STATELESS_SWIFT_PROXY_PORT:-16080}
+SWIFT_KEYSTONE_PROXY_PORT=${STATELESS_SWIFT_KEYSTONE_PROXY_PORT:-16081}
+KEYSTONE_PORT=${STATELESS_KEYSTONE_PORT:-16500}
 SWIFT_OBJECT_PORT=${STATELESS_SWIFT_OBJECT_PORT:-16010}
 SWIFT_CONTAINER_PORT=${STATELESS_SWIFT_CONTAINER_PORT:-16011}
 SWIFT_ACCOUNT_PORT=${STATELESS_SWIFT_ACCOUNT_PORT:-16012}
@@ -38,10 +43,21 @@ PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER=postgres
 REDIS_PASSWORD=stateless-test-password
 SENTINEL_MASTER=stateless-test
 TEMP_URL_KEY=stateless-temp-url-key
+# Keystone: the bootstrap admin (user admin, project admin), the test user
+# (role member on its project; owns the Swift account AUTH_<project id>, with
+# an EC2 credential for S3) and the keystone proxy's own service user.
+KEYSTONE_URL=http://127.0.0.1:$KEYSTONE_PORT/v3
+KEYSTONE_REGION=RegionOne
+KEYSTONE_ADMIN_PASSWORD=stateless-keystone-admin
+KEYSTONE_PROJECT=stateless KEYSTONE_USER=swiftuser KEYSTONE_PASSWORD=swiftpass
+KEYSTONE_EC2_ACCESS=stateless-ks-access KEYSTONE_EC2_SECRET=stateless-ks-secret
+KEYSTONE_SERVICE_PROJECT=service KEYSTONE_SERVICE_USER=swift
+KEYSTONE_SERVICE_PASSWORD=swiftservicepass
 
-# Start order; the storage servers come before the proxy.
-SERVICES=(redis redis-auth redis-sentinel memcached
-          swift-account swift-container swift-object swift-proxy)
+# Start order; the storage servers come before the proxies.
+SERVICES=(redis redis-auth redis-sentinel memcached keystone
+          swift-account swift-container swift-object swift-proxy
+          swift-keystone-proxy)
 
 die() { echo "services.sh: $*" >&2; exit 1; }
 log() { echo "services.sh: $*" >&2; }
@@ -52,10 +68,12 @@ port_of() {
         redis-auth) echo "$REDIS_AUTH_PORT" ;;
         redis-sentinel) echo "$SENTINEL_PORT" ;;
         memcached) echo "$MEMCACHED_PORT" ;;
+        keystone) echo "$KEYSTONE_PORT" ;;
         swift-account) echo "$SWIFT_ACCOUNT_PORT" ;;
         swift-container) echo "$SWIFT_CONTAINER_PORT" ;;
         swift-object) echo "$SWIFT_OBJECT_PORT" ;;
         swift-proxy) echo "$SWIFT_PROXY_PORT" ;;
+        swift-keystone-proxy) echo "$SWIFT_KEYSTONE_PROXY_PORT" ;;
     esac
 }
 pidfile() { echo "$STATE/run/$1.pid"; }
@@ -65,8 +83,8 @@ logfile() { echo "$STATE/log/$1.log"; }
 # A pid from a pidfile counts only if that process is still ours: after a
 # reboot the pidfile is stale and the pid may belong to anything.  Redis and
 # memcached carry their port in their command line (the port recorded at
-# start, so `down` works whatever the caller's env), swift daemons their
-# config path (inside the state dir).
+# start, so `down` works whatever the caller's env), swift daemons and
+# keystone's uwsgi their config path (inside the state dir).
 is_running() {
     local pid
     pid=$(cat "$(pidfile "$1")" 2>/dev/null) && is_ours "$1" "$pid"
@@ -76,6 +94,7 @@ is_ours() {  # service pid
     [[ $2 =~ ^[0-9]+$ ]] || return 1
     case $1 in
         swift-*) token=$STATE/swift/${1#swift-}-server.conf ;;
+        keystone) token=$STATE/keystone/uwsgi.ini ;;
         *) token=$(cat "$(portfile "$1")" 2>/dev/null) || return 1 ;;
     esac
     # A zombie (PID 1 here reaps orphans only every few seconds) has an
@@ -106,6 +125,11 @@ install_missing() {
         [swift-account-server]=swift-account
         [swift-container-server]=swift-container
         [swift-object-server]=swift-object
+        [uwsgi-core]=uwsgi-plugin-python3
+        # keystone-manage, keystone-wsgi-public and, as dependencies,
+        # keystonemiddleware (authtoken) and keystoneauth1; not the
+        # `keystone` package, whose postinst configures a system keystone.
+        [keystone-manage]=python3-keystone
     )
     local bin pkgs=()
     for bin in "${!need[@]}"; do
@@ -184,6 +208,13 @@ swift_prepare() {
     render "$TEMPLATES/proxy-server.conf.in" "$dir/proxy-server.conf" \
         "SWIFT_PROXY_PORT=$SWIFT_PROXY_PORT" "MEMCACHED_PORT=$MEMCACHED_PORT" \
         "USER=$(id -un)" "SWIFT_DIR=$dir"
+    render "$TEMPLATES/keystone-proxy-server.conf.in" \
+        "$dir/keystone-proxy-server.conf" "PORT=$SWIFT_KEYSTONE_PROXY_PORT" \
+        "MEMCACHED_PORT=$MEMCACHED_PORT" "USER=$(id -un)" "SWIFT_DIR=$dir" \
+        "KEYSTONE_URL=$KEYSTONE_URL" \
+        "SERVICE_PROJECT=$KEYSTONE_SERVICE_PROJECT" \
+        "SERVICE_USER=$KEYSTONE_SERVICE_USER" \
+        "SERVICE_PASSWORD=$KEYSTONE_SERVICE_PASSWORD"
     for kind in account container object; do
         render "$TEMPLATES/storage-server.conf.in" "$dir/$kind-server.conf" \
             "KIND=$kind" "PORT=$(port_of "swift-$kind")" "USER=$(id -un)" \
@@ -212,14 +243,72 @@ PY
     echo "$ports" >"$dir/rings.ports"
 }
 
-start_swift() {  # $1 = account|container|object|proxy
+start_swift() {  # $1 = account|container|object|proxy|keystone-proxy
     local svc=swift-$1
     # Swift runs on Debian's /usr/bin/python3; keep a project venv's
     # PYTHONPATH/PYTHONHOME away from it.  setsid: survive the caller's ^C.
     # -v: log to stderr (there is no syslog here).
-    env -u PYTHONPATH -u PYTHONHOME setsid "swift-$1-server" \
+    env -u PYTHONPATH -u PYTHONHOME setsid "swift-${1#keystone-}-server" \
         "$STATE/swift/$1-server.conf" -v </dev/null >>"$(logfile "$svc")" 2>&1 9>&- &
     echo $! >"$(pidfile "$svc")"
+}
+
+# Keystone keeps everything in the state dir: sqlite database, fernet and
+# credential keys.  The database is made (db_sync, bootstrap: the admin user,
+# roles admin/member/reader, region, identity endpoints) on the first start
+# in a state dir, and bootstrapped again only when the port changed.
+keystone_prepare() {
+    local dir=$STATE/keystone
+    mkdir -p "$dir"
+    render "$TEMPLATES/keystone.conf.in" "$dir/keystone.conf" "DIR=$dir"
+    render "$TEMPLATES/keystone-uwsgi.ini.in" "$dir/uwsgi.ini" \
+        "KEYSTONE_PORT=$KEYSTONE_PORT" "DIR=$dir"
+    [[ $(cat "$dir/bootstrapped" 2>/dev/null) == "$KEYSTONE_PORT" ]] && return 0
+    log "bootstrapping keystone in $dir"
+    local owner=(--keystone-user "$(id -un)" --keystone-group "$(id -gn)")
+    # Each keystone-manage run costs ~1.5 s of imports: the key
+    # repositories do not need the database, so they are made meanwhile.
+    keystone_manage fernet_setup "${owner[@]}" &
+    local fernet=$!
+    keystone_manage credential_setup "${owner[@]}" &
+    local credential=$!
+    if ! {
+        keystone_manage db_sync && keystone_wal && wait "$fernet" && wait "$credential" &&
+            keystone_manage bootstrap --bootstrap-password "$KEYSTONE_ADMIN_PASSWORD" \
+                --bootstrap-region-id "$KEYSTONE_REGION" \
+                --bootstrap-admin-url "$KEYSTONE_URL" \
+                --bootstrap-internal-url "$KEYSTONE_URL" \
+                --bootstrap-public-url "$KEYSTONE_URL"
+    }; then
+        die "keystone-manage failed; last lines of $(logfile keystone-manage):
+$(tail -n 15 "$(logfile keystone-manage)")"
+    fi
+    echo "$KEYSTONE_PORT" >"$dir/bootstrapped"
+}
+
+# On sqlite, some keystone requests hold a read transaction open in one
+# connection while writing through another: with sqlite's default rollback
+# journal the write waits 5 s, fails with "database is locked" and leaves the
+# database locked (POST /v3/credentials does, every time).  In WAL mode
+# readers do not block writers.  The mode is stored in the database file.
+keystone_wal() {
+    env -u PYTHONPATH -u PYTHONHOME /usr/bin/python3 -c '
+import sqlite3, sys
+mode = sqlite3.connect(sys.argv[1]).execute("pragma journal_mode=wal").fetchone()[0]
+sys.exit(mode != "wal")' "$STATE/keystone/keystone.db"
+}
+
+keystone_manage() {
+    env -u PYTHONPATH -u PYTHONHOME keystone-manage \
+        --config-file "$STATE/keystone/keystone.conf" "$@" \
+        </dev/null >>"$(logfile keystone-manage)" 2>&1 9>&-
+}
+
+start_keystone() {
+    # uwsgi in the foreground (master + two workers), like swift.
+    env -u PYTHONPATH -u PYTHONHOME setsid uwsgi-core --ini "$STATE/keystone/uwsgi.ini" \
+        </dev/null >>"$(logfile keystone)" 2>&1 9>&- &
+    echo $! >"$(pidfile keystone)"
 }
 
 start() {
@@ -228,6 +317,7 @@ start() {
         redis-auth) start_redis redis-auth --requirepass "$REDIS_PASSWORD" ;;
         redis-sentinel) start_redis-sentinel ;;
         memcached) start_memcached ;;
+        keystone) start_keystone ;;
         swift-*) start_swift "${1#swift-}" ;;
     esac
 }
@@ -246,6 +336,8 @@ healthy() {
         memcached)
             (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'version\r\n' >&3 &&
                 read -r -t 2 reply <&3 && [[ $reply == VERSION* ]]) ;;
+        keystone)
+            curl -sf -m 2 "http://127.0.0.1:$port/v3" | grep -q '"id": "v3' ;;
         swift-*)
             [[ $(curl -sf -m 2 "http://127.0.0.1:$port/healthcheck") == OK ]] ;;
     esac
@@ -284,6 +376,28 @@ swift_setup_account() {
 $(tail -n 15 "$(logfile swift-proxy)" "$(logfile swift-account)" 2>/dev/null)"
         sleep 0.3
     done
+}
+
+# Projects, users, roles, the object-store endpoints (pointing at the
+# keystone proxy) and an EC2 credential, then the test user's temp URL key on
+# its account through the keystone proxy: see services/keystone-setup.py.
+# Records the user's storage URL (AUTH_<project id>) for the env file.
+keystone_setup() {
+    local url
+    url=$(env -u PYTHONPATH -u PYTHONHOME /usr/bin/python3 \
+        "$TEMPLATES/keystone-setup.py" "keystone_url=$KEYSTONE_URL" \
+        "admin_password=$KEYSTONE_ADMIN_PASSWORD" \
+        "swift_url=http://127.0.0.1:$SWIFT_KEYSTONE_PROXY_PORT/v1/AUTH_%(project_id)s" \
+        "region=$KEYSTONE_REGION" "project=$KEYSTONE_PROJECT" \
+        "user=$KEYSTONE_USER" "password=$KEYSTONE_PASSWORD" \
+        "ec2_access=$KEYSTONE_EC2_ACCESS" "ec2_secret=$KEYSTONE_EC2_SECRET" \
+        "service_project=$KEYSTONE_SERVICE_PROJECT" \
+        "service_user=$KEYSTONE_SERVICE_USER" \
+        "service_password=$KEYSTONE_SERVICE_PASSWORD" \
+        "temp_url_key=$TEMP_URL_KEY" "timeout=$HEALTH_TIMEOUT" 9>&-) ||
+        die "keystone setup failed; last log lines:
+$(tail -n 15 "$(logfile keystone)" "$(logfile swift-keystone-proxy)" 2>/dev/null)"
+    echo "$url" >"$STATE/keystone/storage-url"
 }
 
 # ------------------------------------------------------------- postgresql --
@@ -327,6 +441,20 @@ export TEST_S3_ACCESS_KEY=test:tester
 export TEST_S3_SECRET_KEY=testing
 export TEST_S3_OTHER_ACCESS_KEY=test2:tester2
 export TEST_S3_OTHER_SECRET_KEY=testing2
+export TEST_KEYSTONE_URL=$KEYSTONE_URL
+export TEST_KEYSTONE_USER=$KEYSTONE_USER
+export TEST_KEYSTONE_PASSWORD=$KEYSTONE_PASSWORD
+export TEST_KEYSTONE_PROJECT=$KEYSTONE_PROJECT
+export TEST_KEYSTONE_REGION=$KEYSTONE_REGION
+export TEST_KEYSTONE_USER_DOMAIN=Default
+export TEST_KEYSTONE_PROJECT_DOMAIN=Default
+export TEST_KEYSTONE_ADMIN_USER=admin
+export TEST_KEYSTONE_ADMIN_PASSWORD=$KEYSTONE_ADMIN_PASSWORD
+export TEST_KEYSTONE_ADMIN_PROJECT=admin
+export TEST_KEYSTONE_SWIFT_STORAGE_URL=$(cat "$STATE/keystone/storage-url")
+export TEST_KEYSTONE_S3_ENDPOINT=http://127.0.0.1:$SWIFT_KEYSTONE_PROXY_PORT
+export TEST_KEYSTONE_S3_ACCESS_KEY=$KEYSTONE_EC2_ACCESS
+export TEST_KEYSTONE_S3_SECRET_KEY=$KEYSTONE_EC2_SECRET
 export TEST_PG_HOST=$PG_HOST
 export TEST_PG_PORT=$PG_PORT
 export TEST_PG_USER=$PG_USER
@@ -352,6 +480,7 @@ cmd_up() {
         todo+=("$svc")
     done
     if [[ ${todo[*]} == *swift-* ]]; then swift_prepare; fi
+    if [[ " ${todo[*]} " == *" keystone "* ]]; then keystone_prepare; fi
     for svc in "${todo[@]}"; do
         rm -f "$(pidfile "$svc")"  # stale, e.g. from before a reboot
         log "starting $svc on 127.0.0.1:$(port_of "$svc")"
@@ -363,6 +492,9 @@ $(tail -n 15 "$(logfile "$svc")" 2>/dev/null)"
     for svc in "${SERVICES[@]}"; do wait_healthy "$svc"; done
     # Set the temp URL key whenever swift (re)started: also an end-to-end check.
     if [[ ! -e $ENV_FILE || ${started[*]} == *swift* ]]; then swift_setup_account; fi
+    if [[ ! -e $ENV_FILE || ${started[*]} == *swift* || ${started[*]} == *keystone* ]]; then
+        keystone_setup
+    fi
     postgres_up
     write_env
     log "up: all running${started[*]:+ (started ${started[*]})}; env in $ENV_FILE"
@@ -396,16 +528,16 @@ cmd_status() {
     local svc
     for svc in "${SERVICES[@]}"; do
         if is_running "$svc"; then
-            printf '%-16s running  127.0.0.1:%s  pid %s\n' "$svc" "$(cat "$(portfile "$svc")")" \
+            printf '%-20s running  127.0.0.1:%s  pid %s\n' "$svc" "$(cat "$(portfile "$svc")")" \
                 "$(cat "$(pidfile "$svc")")"
         else
-            printf '%-16s stopped  127.0.0.1:%s\n' "$svc" "$(port_of "$svc")"
+            printf '%-20s stopped  127.0.0.1:%s\n' "$svc" "$(port_of "$svc")"
         fi
     done
     if pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; then
-        printf '%-16s running  %s:%s\n' postgresql "$PG_HOST" "$PG_PORT"
+        printf '%-20s running  %s:%s\n' postgresql "$PG_HOST" "$PG_PORT"
     else
-        printf '%-16s stopped  %s:%s\n' postgresql "$PG_HOST" "$PG_PORT"
+        printf '%-20s stopped  %s:%s\n' postgresql "$PG_HOST" "$PG_PORT"
     fi
 }
 
