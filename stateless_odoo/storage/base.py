@@ -4,7 +4,7 @@ import abc
 import io
 from dataclasses import dataclass
 
-from ..errors import ObjectNotFound, ReadOnlyStore
+from ..errors import ObjectNotFound, ReadOnlyStore, StoreUnavailable
 
 #: default size of the chunks a streamed read yields
 CHUNK_SIZE = 1024 * 1024
@@ -30,18 +30,37 @@ class DeleteResult:
 class ObjectReader(io.RawIOBase):
     """A streamed object: a read-only file object that can also be iterated by chunks.
 
-    Reading past what the server sent before the announced size raises the store's
-    error: a short read never passes for the end of the object.
+    The reader counts what it hands out: when the chunks end before the size the store
+    announced, it raises the store's error. Client libraries do not all check that
+    (urllib3 1.26, which Odoo 18 pins, does not by default), and a short read must
+    never pass for the end of the object.
     """
 
-    def __init__(self, info, chunks, close, read_all=None):
+    def __init__(self, info, chunks, close, read_all=None, short_read=None):
         super().__init__()
         self.info = info
-        self._chunks = chunks
+        self._chunks = self._counted(chunks)
         self._close = close
         self._read_all = read_all  # one read of the whole body, cheaper than chunks
+        self._short_read = short_read or (
+            lambda got: StoreUnavailable(
+                f"get: the store sent {got} of {info.size} bytes", key=info.key
+            )
+        )
         self._started = False
         self._buffer = b""
+
+    def _check_size(self, received):
+        if self.info.size is not None and received != self.info.size:
+            raise self._short_read(received)
+
+    def _counted(self, chunks):
+        received = 0
+        for chunk in chunks:
+            if chunk:
+                received += len(chunk)
+                yield chunk
+        self._check_size(received)
 
     def readable(self):
         return True
@@ -51,9 +70,7 @@ class ObjectReader(io.RawIOBase):
         if self._buffer:
             chunk, self._buffer = self._buffer, b""
             yield chunk
-        for chunk in self._chunks:
-            if chunk:
-                yield chunk
+        yield from self._chunks
         self.close()
 
     def readinto(self, target):
@@ -72,7 +89,9 @@ class ObjectReader(io.RawIOBase):
     def readall(self):
         if not self._started and self._read_all is not None:
             self._started = True
-            return self._read_all()
+            data = self._read_all()
+            self._check_size(len(data))
+            return data
         self._started = True
         parts = [self._buffer]
         self._buffer = b""

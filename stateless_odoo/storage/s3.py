@@ -15,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import boto3
 import botocore.exceptions
+import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
@@ -213,7 +214,8 @@ class S3Store(ObjectStore):
         config = Config(
             connect_timeout=s.connect_timeout,
             read_timeout=s.read_timeout,
-            retries={"max_attempts": s.max_attempts, "mode": "standard"},
+            # botocore's max_attempts counts retries; total_max_attempts counts attempts
+            retries={"total_max_attempts": s.max_attempts, "mode": "standard"},
             max_pool_connections=s.max_pool_connections,
             s3={"addressing_style": s.addressing_style},
             signature_version="s3v4",
@@ -249,12 +251,26 @@ class S3Store(ObjectStore):
             code = str(error.get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if code in _NOT_FOUND_CODES or (status == 404 and code != "NoSuchBucket"):
-                return ObjectNotFound(f"{action}: object not found", store=self.name, key=key)
+                if code != "NoSuchKey" and not self._bucket_exists():
+                    code = "NoSuchBucket"  # HEAD has no body to say which is missing
+                else:
+                    return ObjectNotFound(f"{action}: object not found", store=self.name, key=key)
             if code == "NoSuchBucket":
                 return StoreMisconfigured(
                     f"{action}: bucket {self.container!r} does not exist (AWS_BUCKETNAME)",
                     store=self.name,
                     key=key,
+                )
+            if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "301"):
+                return StoreMisconfigured(
+                    f"{action}: the bucket is in another region ({code}); check AWS_REGION"
+                    " and AWS_HOST",
+                    store=self.name,
+                    key=key,
+                )
+            if code in ("SlowDown", "RequestTimeout", "429") or status == 429:
+                return StoreUnavailable(
+                    f"{action}: the store asks to slow down ({code})", store=self.name, key=key
                 )
             if code in _DENIED_CODES or status == 403:
                 return AccessDenied(
@@ -293,6 +309,15 @@ class S3Store(ObjectStore):
             )
         return StorageError(f"{action}: {type(exc).__name__}: {exc}", store=self.name, key=key)
 
+    def _bucket_exists(self):
+        try:
+            self.client.head_bucket(Bucket=self.container)
+        except botocore.exceptions.ClientError as exc:
+            return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404
+        except botocore.exceptions.BotoCoreError:
+            pass
+        return True
+
     # -- the interface ----------------------------------------------------------------
 
     def _put_extra(self, content_type):
@@ -311,7 +336,7 @@ class S3Store(ObjectStore):
         extra = self._put_extra(content_type)
         try:
             if isinstance(data, bytes | bytearray | memoryview):
-                size = len(data)
+                size = memoryview(data).nbytes
                 if size < self.settings.multipart_threshold:
                     answer = self.client.put_object(
                         Bucket=self.container, Key=full_key, Body=bytes(data), **extra
@@ -353,7 +378,7 @@ class S3Store(ObjectStore):
                 return read()
             except botocore.exceptions.BotoCoreError as exc:
                 raise self._error(exc, "get (while streaming)", key) from exc
-            except (OSError, ValueError) as exc:  # urllib3 protocol errors, timeouts
+            except (OSError, ValueError, urllib3.exceptions.HTTPError) as exc:
                 raise StoreUnavailable(
                     f"get (while streaming): {type(exc).__name__}: {exc}",
                     store=self.name,
@@ -366,7 +391,15 @@ class S3Store(ObjectStore):
             while chunk := streaming_errors(lambda: next(iterator, b"")):
                 yield chunk
 
-        return ObjectReader(info, chunks(), body.close, lambda: streaming_errors(body.read))
+        return ObjectReader(
+            info,
+            chunks(),
+            body.close,
+            lambda: streaming_errors(body.read),
+            lambda got: StoreUnavailable(
+                f"get: the store sent {got} of {info.size} bytes", store=self.name, key=key
+            ),
+        )
 
     def head(self, key):
         try:
@@ -426,8 +459,8 @@ class S3Store(ObjectStore):
             raise self._error(exc, "presign", key) from exc
 
     def list(self, prefix=""):
-        paginator = self.client.get_paginator("list_objects_v2")
         try:
+            paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.container, Prefix=self._full_key(prefix)):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
@@ -459,8 +492,14 @@ class S3Store(ObjectStore):
             self.client.create_bucket(**params)
         except botocore.exceptions.ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
-            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            if code == "BucketAlreadyExists":
+                raise StoreMisconfigured(
+                    f"bucket {self.container!r} belongs to another account (AWS_BUCKETNAME)",
+                    store=self.name,
+                ) from exc
+            if code != "BucketAlreadyOwnedByYou":
                 raise self._error(exc, "create bucket") from exc
+            return False
         except botocore.exceptions.BotoCoreError as exc:
             raise self._error(exc, "create bucket") from exc
         _logger.info("created bucket %s", self.container)
@@ -470,6 +509,6 @@ class S3Store(ObjectStore):
 def content_disposition(filename, inline=False):
     """A Content-Disposition value that keeps non-ASCII file names (RFC 6266)."""
     kind = "inline" if inline else "attachment"
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "")
-    ascii_name = ascii_name.replace("\\", "").replace("\r", "").replace("\n", "")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    ascii_name = "".join(c for c in filename.encode("ascii", "replace").decode() if c.isprintable())
+    ascii_name = ascii_name.replace('"', "").replace("\\", "")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

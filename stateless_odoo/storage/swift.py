@@ -6,13 +6,14 @@ swauth) through a small session of the same shape. Each thread has its own swift
 ``Connection`` (they are not thread-safe), all of them built again after a fork.
 """
 
+import io
 import json
 import logging
 import re
 import socket
 import threading
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -43,6 +44,9 @@ from .base import (
 )
 
 _logger = logging.getLogger(__name__)
+
+# swiftclient's debug log shows the first characters of tokens, keys and passwords
+swift_client.logger_settings["reveal_sensitive_prefix"] = 0
 
 #: keys per bulk-delete request (Swift's default limit is 10000)
 DELETE_BATCH = 1000
@@ -190,7 +194,6 @@ class _ProcessClients:
     def __init__(self, settings):
         self.settings = settings
         s = settings
-        timeout = (s.connect_timeout, s.read_timeout)
         if s.auth_version == "1":
             self.session = _V1Session(s)
         else:
@@ -210,9 +213,10 @@ class _ProcessClients:
                     user_domain_name=s.user_domain_name,
                     project_domain_name=s.project_domain_name,
                 )
-            self.session = ksa_session.Session(auth=auth, timeout=timeout)
+            # keystoneauth1 takes one number; the connections keep (connect, read)
+            self.session = ksa_session.Session(auth=auth, timeout=s.read_timeout)
         self._local = threading.local()
-        self.temp_url_key = s.temp_url_key.reveal() if s.temp_url_key else None
+        self.temp_url_keys = {}  # container -> key, when SWIFT_TEMP_URL_KEY is not set
 
     def connection(self):
         conn = getattr(self._local, "conn", None)
@@ -254,17 +258,30 @@ class SwiftStore(ObjectStore):
 
     # -- errors ---------------------------------------------------------------------
 
+    def _container_missing(self, action):
+        return StoreMisconfigured(
+            f"{action}: container {self.container!r} does not exist (SWIFT_WRITE_CONTAINER)",
+            store=self.name,
+        )
+
+    def _not_found(self, action, key):
+        """A 404 on an object: the object is missing, or its whole container is."""
+        try:
+            self.connection.head_container(self.container)
+        except swift_client.ClientException as exc:
+            if exc.http_status == 404:
+                return self._container_missing(action)
+        except self._ERRORS:
+            pass  # the object's 404 stands
+        return ObjectNotFound(f"{action}: object not found", store=self.name, key=key)
+
     def _error(self, exc, action, key=None, *, container_op=False):
         if isinstance(exc, swift_client.ClientException):
             status = exc.http_status
             if status == 404:
-                if container_op:
-                    return StoreMisconfigured(
-                        f"{action}: container {self.container!r} does not exist"
-                        " (SWIFT_WRITE_CONTAINER)",
-                        store=self.name,
-                    )
-                return ObjectNotFound(f"{action}: object not found", store=self.name, key=key)
+                if container_op or action == "put":
+                    return self._container_missing(action)
+                return self._not_found(action, key)
             if status in (401, 403):
                 return AccessDenied(
                     f"{action}: access denied ({status}); check SWIFT_ACCOUNT,"
@@ -281,7 +298,7 @@ class SwiftStore(ObjectStore):
             return StorageError(
                 f"{action}: {status} {exc.http_reason or ''}", store=self.name, key=key
             )
-        if isinstance(exc, ksa_exceptions.Unauthorized):
+        if isinstance(exc, ksa_exceptions.Unauthorized | ksa_exceptions.Forbidden):
             return AccessDenied(
                 f"{action}: authentication refused; check SWIFT_ACCOUNT, SWIFT_PASSWORD,"
                 " SWIFT_PROJECT_NAME and the domains",
@@ -296,9 +313,18 @@ class SwiftStore(ObjectStore):
                 store=self.name,
                 key=key,
             )
+        if isinstance(exc, ksa_exceptions.DiscoveryFailure):
+            return StoreMisconfigured(
+                f"{action}: no identity API found at SWIFT_AUTH_URL"
+                f" {self.settings.auth_url!r} ({type(exc).__name__})",
+                store=self.name,
+                key=key,
+            )
         if isinstance(
             exc,
             (
+                ksa_exceptions.HttpServerError,
+                ksa_exceptions.RequestTimeout,
                 ksa_exceptions.ConnectionError,
                 ksa_exceptions.RetriableConnectionFailure,
                 requests.exceptions.RequestException,
@@ -327,8 +353,10 @@ class SwiftStore(ObjectStore):
         self._check_writable(key)
         chunk_size = None
         if isinstance(data, bytes | bytearray | memoryview):
-            data = bytes(data)
-            size = len(data)
+            # a file object swiftclient can rewind: it retries no upload of plain bytes
+            data = io.BytesIO(data)
+            size = len(data.getbuffer())
+            chunk_size = UPLOAD_CHUNK
         else:
             chunk_size = UPLOAD_CHUNK
             if not _seekable(data):
@@ -372,7 +400,15 @@ class SwiftStore(ObjectStore):
             while chunk := streaming_errors(lambda: next(iterator, b"")):
                 yield chunk
 
-        return ObjectReader(info, chunks(), body.resp.close, lambda: streaming_errors(body.read))
+        return ObjectReader(
+            info,
+            chunks(),
+            body.close,  # the response in use, which changes when swiftclient resumes
+            lambda: streaming_errors(body.read),
+            lambda got: StoreUnavailable(
+                f"get: the store sent {got} of {info.size} bytes", store=self.name, key=key
+            ),
+        )
 
     def head(self, key):
         try:
@@ -398,37 +434,52 @@ class SwiftStore(ObjectStore):
                 )
             except self._ERRORS as exc:
                 raise self._error(exc, f"bulk delete of {len(batch)} objects") from exc
-            result = json.loads(answer)
+            try:
+                result = json.loads(answer)
+            except ValueError:
+                raise StoreMisconfigured(
+                    "bulk delete: the proxy did not answer a bulk-delete request; enable"
+                    " the bulk middleware in the Swift proxy pipeline",
+                    store=self.name,
+                ) from None
             errors = result.get("Errors") or []
             if errors or not result.get("Response Status", "").startswith("200"):
                 first = errors[0] if errors else ["", result.get("Response Status")]
+                path = unquote(first[0] or "")
+                prefix = f"/{self.container}/{self.key_prefix}"
                 raise StorageError(
                     f"bulk delete: {len(errors)} of {len(batch)} objects not deleted,"
                     f" first: {first[1]} ({result.get('Response Body', '').strip()})",
                     store=self.name,
-                    key=first[0] or None,
+                    key=path[len(prefix) :] if path.startswith(prefix) else path or None,
                 )
             deleted += result.get("Number Deleted", 0)
             not_found += result.get("Number Not Found", 0)
         return DeleteResult(deleted=deleted, not_found=not_found)
 
     def _temp_url_key(self, clients):
-        if clients.temp_url_key is None:
-            try:
-                account = self.connection.head_account()
-                container = self.connection.head_container(self.container)
-            except self._ERRORS as exc:
-                raise self._error(exc, "read the temp URL key") from exc
-            clients.temp_url_key = account.get("x-account-meta-temp-url-key") or container.get(
-                "x-container-meta-temp-url-key"
-            )
-            if not clients.temp_url_key:
-                raise StoreMisconfigured(
-                    "no temporary URL key: set SWIFT_TEMP_URL_KEY, or the Temp-URL-Key"
-                    " metadata of the account or container",
-                    store=self.name,
+        """SWIFT_TEMP_URL_KEY, or the account's key, or the container's (cached)."""
+        if self.settings.temp_url_key:
+            return self.settings.temp_url_key.reveal()
+        key = clients.temp_url_keys.get(self.container)
+        if key:
+            return key
+        try:
+            key = self.connection.head_account().get("x-account-meta-temp-url-key")
+            if not key:
+                key = self.connection.head_container(self.container).get(
+                    "x-container-meta-temp-url-key"
                 )
-        return clients.temp_url_key
+        except self._ERRORS as exc:
+            raise self._error(exc, "read the temp URL key", container_op=True) from exc
+        if not key:
+            raise StoreMisconfigured(
+                "no temporary URL key: set SWIFT_TEMP_URL_KEY, or the Temp-URL-Key"
+                " metadata of the account or container",
+                store=self.name,
+            )
+        clients.temp_url_keys[self.container] = key
+        return key
 
     def presigned_get_url(
         self, key, *, expires=300, filename=None, content_type=None, inline=False
@@ -441,15 +492,18 @@ class SwiftStore(ObjectStore):
         except self._ERRORS as exc:
             raise self._error(exc, "presign", key) from exc
         parts = urlsplit(storage_url)
-        path = f"{parts.path}/{quote(self.container)}/{quote(self._full_key(key))}"
+        # Swift checks the signature against the path as it decodes it: sign the
+        # unquoted path, send the quoted one
+        path = f"{unquote(parts.path)}/{self.container}/{self._full_key(key)}"
         signed = generate_temp_url(path, int(expires), self._temp_url_key(clients), "GET")
+        query_string = signed.partition("?")[2]
         extra = {}
         if filename:
             extra["filename"] = filename
         query = urlencode(extra, quote_via=quote)
         if inline:
             query = f"{query}&inline" if query else "inline"
-        url = f"{parts.scheme}://{parts.netloc}{signed}"
+        url = f"{parts.scheme}://{parts.netloc}{quote(path)}?{query_string}"
         return f"{url}&{query}" if query else url
 
     def list(self, prefix=""):
