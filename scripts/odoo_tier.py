@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -48,6 +49,9 @@ _PROBE = (
     " print(os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__))))"
 )
 _SUMMARY = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests")
+_STATS = re.compile(r"odoo\.tests\.stats: (\w+): (\d+) tests")
+#: the whole Odoo run is killed past this many seconds (ODOO_TIER_TIMEOUT)
+TIMEOUT = int(os.environ.get("ODOO_TIER_TIMEOUT", "2400"))
 
 
 def banner(text):
@@ -156,9 +160,15 @@ def free_port():
         return sock.getsockname()[1]
 
 
+#: variables of the suite's contract: never inherited from the caller's environment, so
+#: that a developer's own AWS_*, SWIFT_* or ODOO_SESSION_REDIS_SENTINEL_HOST cannot send
+#: the tests to a real store or Redis
+_CONTRACT = ("AWS_", "SWIFT_", "ODOO_", "STATSD_", "RUNNING_ENV", "DISABLE_ATTACHMENT_STORAGE")
+
+
 def odoo_environment(services, container):
     """The variables a deployment gives Odoo, pointed at the local services."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONTRACT)}
     env.update(services)
     env.update(
         {
@@ -234,31 +244,47 @@ def run(python, odoo_root, addons, keep):
     print(f"odoo tier: database {db}, container {container}, data dir {data_dir}")
     print(f"odoo tier: {' '.join(shlex.quote(c) for c in command)}", flush=True)
     started = time.monotonic()
-    error_lines, summary = [], None
-    with subprocess.Popen(
-        command,
-        env=odoo_environment(services, container),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=data_dir,
-    ) as proc:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            if re.search(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ", line):
-                error_lines.append(line.rstrip())
-            match = _SUMMARY.search(line)
-            if match:
-                summary = tuple(int(n) for n in match.groups())
-        returncode = proc.wait()
+    error_lines, summary, per_addon = [], None, {}
+    try:
+        with subprocess.Popen(
+            command,
+            env=odoo_environment(services, container),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=data_dir,
+        ) as proc:
+            timed_out = threading.Event()
+            watchdog = threading.Timer(TIMEOUT, lambda: (timed_out.set(), proc.kill()))
+            watchdog.start()
+            try:
+                for line in proc.stdout:
+                    sys.stdout.write(line)
+                    if re.search(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ", line):
+                        error_lines.append(line.rstrip())
+                    match = _SUMMARY.search(line)
+                    if match:
+                        summary = tuple(int(n) for n in match.groups())
+                    match = _STATS.search(line)
+                    if match:
+                        per_addon[match.group(1)] = int(match.group(2))
+                returncode = proc.wait()
+            finally:
+                watchdog.cancel()
+            if timed_out.is_set():
+                error_lines.append(f"killed after {TIMEOUT} s (ODOO_TIER_TIMEOUT)")
+    finally:
+        if not keep:
+            subprocess.run(
+                ["dropdb", "--if-exists", "-h", pg["host"], "-p", pg["port"], "-U", pg["user"], db],
+                check=False,
+            )
+            shutil.rmtree(data_dir, ignore_errors=True)
+            drop_container(services, container)
     elapsed = time.monotonic() - started
-    if not keep:
-        subprocess.run(
-            ["dropdb", "--if-exists", "-h", pg["host"], "-p", pg["port"], "-U", pg["user"], db],
-            check=False,
-        )
-        shutil.rmtree(data_dir, ignore_errors=True)
-        drop_container(services, container)
+    missing = [name for name in addons if not per_addon.get(name)]
+    if missing:
+        error_lines.append(f"no test ran for: {', '.join(missing)}")
     return returncode, summary, error_lines, elapsed
 
 
