@@ -3,7 +3,7 @@
 For 4 KB, 256 KB and 4 MB objects, sequentially and with a thread pool, through the S3
 API (boto3) and the Swift API (swiftclient) of the Swift that scripts/services.sh runs.
 The raw baseline uses the same library with the same settings, so the ratio is the cost
-of the suite's layer (typed errors, per-process clients, integrity checks). Rounds of
+of the suite's layer (typed errors, per-process clients, length checks). Rounds of
 raw and store alternate and the median round counts, so that a noisy machine still
 compares like with like.
 

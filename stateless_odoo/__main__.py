@@ -2,13 +2,15 @@
 
 ``store-check s3|swift [--db NAME] [--create]``
     Build the store the environment configures and prove it works: write, head, read,
-    presign and delete a probe object. Exit 0 when everything worked, 2 on a
+    fetch through a presigned URL and delete a probe object. Exit 0 when everything worked, 2 on a
     configuration error, 1 on a store error; one line per step either way.
 """
 
 import argparse
+import contextlib
 import sys
 import time
+import urllib.request
 import uuid
 
 from .errors import ConfigError, StatelessOdooError
@@ -26,14 +28,30 @@ def store_check(kind, db_name=None, create=False, out=print):
         ("put", lambda: store.put(key, payload, content_type="application/octet-stream")),
         ("head", lambda: store.head(key)),
         ("get", lambda: store.get_bytes(key) == payload or _fail("content differs")),
-        ("presign", lambda: store.presigned_get_url(key, expires=60)),
+        ("presign", lambda: _fetch(store.presigned_get_url(key, expires=60), payload)),
         ("delete", lambda: store.delete(key)),
     ]
-    for name, step in steps:
-        started = time.monotonic()
-        step()
-        out(f"  {name:<8} ok  {1000 * (time.monotonic() - started):7.1f} ms")
+    try:
+        for name, step in steps:
+            started = time.monotonic()
+            step()
+            out(f"  {name:<8} ok  {1000 * (time.monotonic() - started):7.1f} ms")
+    except StatelessOdooError:
+        with contextlib.suppress(StatelessOdooError):
+            store.delete(key)  # leave no probe object behind
+        raise
     return store
+
+
+def _fetch(url, expected):
+    """GET a presigned URL as a browser would: it must serve the object."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 - http(s) only
+            body = answer.read()
+    except (OSError, ValueError) as exc:
+        _fail(f"the presigned URL does not serve the object: {exc}")
+    if body != expected:
+        _fail("the presigned URL serves other content")
 
 
 def _fail(message):
