@@ -484,3 +484,19 @@ def _wait(condition, timeout=30):
             pass
         time.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+def test_redis_hanging_is_bounded_by_the_read_timeout(hanging_port):
+    """A Redis that accepts and never answers (stuck, or a network black hole)."""
+    settings = settings_for(
+        f"redis://127.0.0.1:{hanging_port}/0",
+        ODOO_SESSION_REDIS_READ_TIMEOUT="0.5",
+        ODOO_SESSION_REDIS_CONNECT_TIMEOUT="0.5",
+    )
+    store = RedisSessionStore(settings, Session)
+    sid = generate_key()
+    started = time.monotonic()
+    with pytest.raises(SessionStoreUnavailable) as info:
+        store.get(sid)
+    assert time.monotonic() - started < 5  # no retry on a timeout: fails fast
+    assert "TimeoutError" in str(info.value) and sid[:42] not in str(info.value)
