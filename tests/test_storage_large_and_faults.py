@@ -1,5 +1,6 @@
 """Large objects with bounded memory, and responses cut short."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -87,7 +88,37 @@ def test_large_object_streams_with_bounded_memory(services, make_fresh_store, ki
     assert result["growth_kb"] < 96 * 1024, result
 
 
-class _TruncatingHandler(BaseHTTPRequestHandler):
+class _FakeStoreHandler(BaseHTTPRequestHandler):
+    """A stand-in store that answers Swift v1 authentication (so that the Swift client
+    reaches it) and, through subclasses, one fault."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer_auth(self):
+        host, port = self.server.server_address
+        self.send_response(200)
+        self.send_header("X-Storage-Url", f"http://{host}:{port}/v1/AUTH_fake")
+        self.send_header("X-Auth-Token", "fake-token")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextlib.contextmanager
+def fake_store(handler):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _TruncatingHandler(_FakeStoreHandler):
     """Answers every object GET with a body shorter than its Content-Length.
 
     A real store cannot be made to cut a response on demand: this stand-in plays a
@@ -95,19 +126,9 @@ class _TruncatingHandler(BaseHTTPRequestHandler):
     v1 authentication so that the Swift client reaches it.
     """
 
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
     def do_GET(self):
         if self.path.startswith("/auth/"):
-            host, port = self.server.server_address
-            self.send_response(200)
-            self.send_header("X-Storage-Url", f"http://{host}:{port}/v1/AUTH_fake")
-            self.send_header("X-Auth-Token", "fake-token")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer_auth()
             return
         self.send_response(200)
         self.send_header("Content-Length", "100000")
@@ -121,12 +142,8 @@ class _TruncatingHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def truncating_port():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TruncatingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with fake_store(_TruncatingHandler) as port:
+        yield port
 
 
 @pytest.mark.parametrize("kind", ["s3", "swift"])
@@ -167,23 +184,14 @@ def test_reader_itself_refuses_a_short_stream():
     assert complete.read() == b"abcdefghij"
 
 
-class _UnavailableHandler(BaseHTTPRequestHandler):
-    """Answers v1 auth, then 503 to every PUT, counting them: a proxy whose backends
-    are down, which a real Swift cannot be made to be on demand."""
+class _UnavailableHandler(_FakeStoreHandler):
+    """503 to every PUT, counting them: a proxy whose backends are down, which a real
+    Swift cannot be made to be on demand."""
 
-    protocol_version = "HTTP/1.1"
     puts = 0
 
-    def log_message(self, *args):
-        pass
-
     def do_GET(self):
-        host, port = self.server.server_address
-        self.send_response(200)
-        self.send_header("X-Storage-Url", f"http://{host}:{port}/v1/AUTH_fake")
-        self.send_header("X-Auth-Token", "fake-token")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self.answer_auth()
 
     def do_PUT(self):
         type(self).puts += 1
@@ -195,21 +203,15 @@ class _UnavailableHandler(BaseHTTPRequestHandler):
 
 
 def test_swift_upload_of_bytes_is_retried(services):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _UnavailableHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with fake_store(_UnavailableHandler) as port:
         store = make_store(
             "swift",
             services,
             container="c",
-            SWIFT_AUTH_URL=f"http://127.0.0.1:{server.server_address[1]}/auth/v1.0",
+            SWIFT_AUTH_URL=f"http://127.0.0.1:{port}/auth/v1.0",
             SWIFT_MAX_ATTEMPTS="3",
         )
         with pytest.raises(StoreUnavailable) as info:
             store.put("k", b"payload")
-        assert _UnavailableHandler.puts == 3
-        assert "503" in str(info.value)
-    finally:
-        server.shutdown()
-        server.server_close()
+    assert _UnavailableHandler.puts == 3
+    assert "503" in str(info.value)
