@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Real servers for the stateless_odoo tests, all on 127.0.0.1:
-# two Redis servers (plain, with password), a Redis Sentinel, memcached, an
+# three Redis servers (plain, with password, TLS-only with password: its
+# throwaway CA, server and client certificates are made on the first `up` of
+# a state dir, in tls/), a Redis Sentinel, memcached, an
 # OpenStack Keystone (identity v3 only) and a one-node OpenStack Swift with
 # two proxies: one with tempauth (Swift API v1 auth + tempurl + S3 API via
 # s3api), one with keystone auth (authtoken + keystoneauth, tempurl, s3api
@@ -15,7 +17,7 @@
 #
 # Everything (data, logs, configs, rings, pidfiles) lives in the state dir,
 # ${STATELESS_SERVICES_DIR:-/tmp/stateless-odoo-services}; it is throwaway.
-# Ports: STATELESS_{REDIS,REDIS_AUTH,SENTINEL,MEMCACHED,KEYSTONE}_PORT and
+# Ports: STATELESS_{REDIS,REDIS_AUTH,REDIS_TLS,SENTINEL,MEMCACHED,KEYSTONE}_PORT and
 # STATELESS_SWIFT_{PROXY,KEYSTONE_PROXY,OBJECT,CONTAINER,ACCOUNT}_PORT
 # (defaults below).
 # Swift's object server needs user xattrs on that filesystem (ext4/xfs/btrfs:
@@ -25,11 +27,15 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TEMPLATES=$HERE/services
 STATE=${STATELESS_SERVICES_DIR:-/tmp/stateless-odoo-services}
+# Absolute: redis-server resolves its pidfile after chdir to --dir, and the
+# env file hands out paths (the TLS CA) to processes started elsewhere.
+[[ $STATE == /* ]] || STATE=$PWD/$STATE
 ENV_FILE=$STATE/services.env
 HEALTH_TIMEOUT=${STATELESS_SERVICES_TIMEOUT:-30}
 
 REDIS_PORT=${STATELESS_REDIS_PORT:-16379}
 REDIS_AUTH_PORT=${STATELESS_REDIS_AUTH_PORT:-16380}
+REDIS_TLS_PORT=${STATELESS_REDIS_TLS_PORT:-16382}
 SENTINEL_PORT=${STATELESS_SENTINEL_PORT:-16381}
 MEMCACHED_PORT=${STATELESS_MEMCACHED_PORT:-16211}
 SWIFT_PROXY_PORT=${STATELESS_SWIFT_PROXY_PORT:-16080}
@@ -41,6 +47,8 @@ SWIFT_ACCOUNT_PORT=${STATELESS_SWIFT_ACCOUNT_PORT:-16012}
 PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER=postgres
 
 REDIS_PASSWORD=stateless-test-password
+REDIS_TLS_PASSWORD=stateless-tls-password
+TLS=$STATE/tls  # ca.crt/key, redis.crt/key (server), client.crt/key
 SENTINEL_MASTER=stateless-test
 TEMP_URL_KEY=stateless-temp-url-key
 # Keystone: the bootstrap admin (user admin, project admin), the test user
@@ -55,7 +63,7 @@ KEYSTONE_SERVICE_PROJECT=service KEYSTONE_SERVICE_USER=swift
 KEYSTONE_SERVICE_PASSWORD=swiftservicepass
 
 # Start order; the storage servers come before the proxies.
-SERVICES=(redis redis-auth redis-sentinel memcached keystone
+SERVICES=(redis redis-auth redis-tls redis-sentinel memcached keystone
           swift-account swift-container swift-object swift-proxy
           swift-keystone-proxy)
 
@@ -66,6 +74,7 @@ port_of() {
     case $1 in
         redis) echo "$REDIS_PORT" ;;
         redis-auth) echo "$REDIS_AUTH_PORT" ;;
+        redis-tls) echo "$REDIS_TLS_PORT" ;;
         redis-sentinel) echo "$SENTINEL_PORT" ;;
         memcached) echo "$MEMCACHED_PORT" ;;
         keystone) echo "$KEYSTONE_PORT" ;;
@@ -160,12 +169,74 @@ $(tail -n 20 "$STATE/log/apt.log")"
 
 # ----------------------------------------------------------------- starts --
 start_redis() {  # $1 = service name, rest = extra redis-server args
-    local svc=$1
+    local svc=$1 listen
     shift
+    # The TLS one has no plain TCP port; its process title then shows the
+    # TLS port ("redis-server 127.0.0.1:PORT"), which is_ours looks for.
+    listen=(--port "$(port_of "$svc")")
+    if [[ $svc == redis-tls ]]; then listen=(--port 0 --tls-port "$(port_of "$svc")"); fi
     mkdir -p "$STATE/$svc"
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$(port_of "$svc")" \
+    redis-server --daemonize yes --bind 127.0.0.1 "${listen[@]}" \
         --save "" --appendonly no --dir "$STATE/$svc" \
         --pidfile "$(pidfile "$svc")" --logfile "$(logfile "$svc")" "$@" 9>&-
+}
+
+# A throwaway CA (EC P-256, 10 years) and, signed by it, the TLS Redis's
+# certificate (SAN IP:127.0.0.1, DNS:localhost) and a client certificate for
+# mutual TLS (the server does not ask for one: tls-auth-clients no).  Made
+# once per state dir, in a scratch dir moved into place when complete.
+tls_prepare() {
+    local f missing=()
+    for f in ca.crt ca.key redis.crt redis.key client.crt client.key; do
+        [[ -s $TLS/$f ]] || missing+=("$f")
+    done
+    ((${#missing[@]})) || return 0
+    log "making a throwaway CA and certificates in $TLS"
+    rm -rf "$TLS.tmp" "$TLS"
+    mkdir -p "$TLS.tmp"
+    cat >"$TLS.tmp/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+CNF
+    (cd "$TLS.tmp" && tls_make >>"$(logfile openssl)" 2>&1) ||
+        die "openssl failed making the test certificates; last lines of $(logfile openssl):
+$(tail -n 15 "$(logfile openssl)" 2>/dev/null)"
+    mv "$TLS.tmp" "$TLS"
+}
+tls_make() {  # in the scratch dir
+    tls_key ca.key &&
+        openssl req -x509 -new -config openssl.cnf -extensions ca -key ca.key \
+            -subj "/CN=stateless-odoo throwaway test CA" -days 3650 -out ca.crt &&
+        tls_cert redis localhost server &&
+        tls_cert client stateless-test-client client &&
+        chmod 600 ca.key redis.key
+}
+tls_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+tls_cert() {  # name, CN, extensions section of openssl.cnf
+    tls_key "$1.key" &&
+        openssl req -new -config openssl.cnf -key "$1.key" -subj "/CN=$2" -out "$1.csr" &&
+        openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -days 3650 \
+            -set_serial "0x$(openssl rand -hex 16)" -extfile openssl.cnf \
+            -extensions "$3" -out "$1.crt" &&
+        rm "$1.csr"
 }
 
 start_redis-sentinel() {
@@ -315,6 +386,10 @@ start() {
     case $1 in
         redis) start_redis redis ;;
         redis-auth) start_redis redis-auth --requirepass "$REDIS_PASSWORD" ;;
+        redis-tls)
+            start_redis redis-tls --requirepass "$REDIS_TLS_PASSWORD" \
+                --tls-cert-file "$TLS/redis.crt" --tls-key-file "$TLS/redis.key" \
+                --tls-ca-cert-file "$TLS/ca.crt" --tls-auth-clients no ;;
         redis-sentinel) start_redis-sentinel ;;
         memcached) start_memcached ;;
         keystone) start_keystone ;;
@@ -330,6 +405,9 @@ healthy() {
         redis) [[ $(rcli -p "$port" ping) == PONG ]] ;;
         redis-auth)
             [[ $(rcli -p "$port" -a "$REDIS_PASSWORD" --no-auth-warning ping) == PONG ]] ;;
+        redis-tls)
+            [[ $(rcli --tls --cacert "$TLS/ca.crt" -p "$port" \
+                -a "$REDIS_TLS_PASSWORD" --no-auth-warning ping) == PONG ]] ;;
         redis-sentinel)
             rcli -p "$port" sentinel get-master-addr-by-name "$SENTINEL_MASTER" |
                 grep -qx "$REDIS_PORT" ;;
@@ -423,6 +501,13 @@ export TEST_REDIS_AUTH_URL=redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_AUTH_PORT/0
 export TEST_REDIS_AUTH_HOST=127.0.0.1
 export TEST_REDIS_AUTH_PORT=$REDIS_AUTH_PORT
 export TEST_REDIS_AUTH_PASSWORD=$REDIS_PASSWORD
+export TEST_REDIS_TLS_URL=rediss://:$REDIS_TLS_PASSWORD@127.0.0.1:$REDIS_TLS_PORT/0
+export TEST_REDIS_TLS_HOST=127.0.0.1
+export TEST_REDIS_TLS_PORT=$REDIS_TLS_PORT
+export TEST_REDIS_TLS_PASSWORD=$REDIS_TLS_PASSWORD
+export TEST_REDIS_TLS_CA=$(printf %q "$TLS/ca.crt")
+export TEST_REDIS_TLS_CLIENT_CERT=$(printf %q "$TLS/client.crt")
+export TEST_REDIS_TLS_CLIENT_KEY=$(printf %q "$TLS/client.key")
 export TEST_REDIS_SENTINEL_HOST=127.0.0.1
 export TEST_REDIS_SENTINEL_PORT=$SENTINEL_PORT
 export TEST_REDIS_SENTINEL_MASTER=$SENTINEL_MASTER
@@ -481,6 +566,7 @@ cmd_up() {
     done
     if [[ ${todo[*]} == *swift-* ]]; then swift_prepare; fi
     if [[ " ${todo[*]} " == *" keystone "* ]]; then keystone_prepare; fi
+    if [[ " ${todo[*]} " == *" redis-tls "* ]]; then tls_prepare; fi
     for svc in "${todo[@]}"; do
         rm -f "$(pidfile "$svc")"  # stale, e.g. from before a reboot
         log "starting $svc on 127.0.0.1:$(port_of "$svc")"

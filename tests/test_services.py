@@ -38,3 +38,10 @@ def test_sentinel_knows_the_master(services):
 def test_swift_proxy_is_healthy(services):
     answer = requests.get(f"{services['TEST_S3_ENDPOINT']}/healthcheck", timeout=5)
     assert answer.status_code == 200 and answer.text == "OK"
+
+
+def test_tls_redis(services):
+    client = redis.Redis.from_url(
+        services["TEST_REDIS_TLS_URL"], ssl_ca_certs=services["TEST_REDIS_TLS_CA"]
+    )
+    assert client.ping()

@@ -500,3 +500,30 @@ def test_redis_hanging_is_bounded_by_the_read_timeout(hanging_port):
         store.get(sid)
     assert time.monotonic() - started < 5  # no retry on a timeout: fails fast
     assert "TimeoutError" in str(info.value) and sid[:42] not in str(info.value)
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+def test_tls_redis_with_a_private_ca(services):
+    """rediss:// with the CA given in the URL (redis-py passes ssl_* query keys on)."""
+    url = f"{services['TEST_REDIS_TLS_URL']}?ssl_ca_certs={services['TEST_REDIS_TLS_CA']}"
+    store = RedisSessionStore(settings_for(url), Session)
+    session = logged_in(store)
+    assert store.get(session.sid)["uid"] == 2
+    assert "stateless-tls-password" not in store.settings.where()
+
+
+def test_tls_redis_untrusted_certificate_is_refused(services):
+    store = RedisSessionStore(settings_for(services["TEST_REDIS_TLS_URL"]), Session)
+    with pytest.raises(SessionStoreUnavailable) as info:
+        store.get(generate_key())
+    assert f"127.0.0.1:{services['TEST_REDIS_TLS_PORT']}" in str(info.value)
+    assert "stateless-tls-password" not in str(info.value)
+
+
+def test_plain_connection_to_tls_redis_fails_cleanly(services):
+    url = f"redis://:x@127.0.0.1:{services['TEST_REDIS_TLS_PORT']}/0"
+    store = RedisSessionStore(settings_for(url), Session)
+    with pytest.raises(SessionStoreUnavailable):
+        store.get(generate_key())
