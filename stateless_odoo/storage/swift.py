@@ -6,12 +6,12 @@ swauth) through a small session of the same shape. Each thread has its own swift
 ``Connection`` (they are not thread-safe), all of them built again after a fork.
 """
 
-import io
 import json
 import logging
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -351,32 +351,47 @@ class SwiftStore(ObjectStore):
 
     def put(self, key, data, *, content_type=None, size=None):
         self._check_writable(key)
-        chunk_size = None
         if isinstance(data, bytes | bytearray | memoryview):
-            # a file object swiftclient can rewind: it retries no upload of plain bytes
-            data = io.BytesIO(data)
-            size = len(data.getbuffer())
-            chunk_size = UPLOAD_CHUNK
-        else:
-            chunk_size = UPLOAD_CHUNK
-            if not _seekable(data):
-                # swiftclient rewinds file objects that have seek/tell to retry; one
-                # that cannot seek is sent once, retries would send it half-read
-                data = _ReadOnly(data)
+            data = bytes(data)
+            etag = self._put_bytes(key, data, content_type)
+            return ObjectInfo(key, len(data), etag, content_type)
+        if not _seekable(data):
+            # swiftclient rewinds file objects that have seek/tell to retry; one that
+            # cannot seek is sent once, retries would send it half-read
+            data = _ReadOnly(data)
         try:
-            answer_etag = self.connection.put_object(
+            self.connection.put_object(
                 self.container,
                 self._full_key(key),
                 data,
                 content_length=size,
-                chunk_size=chunk_size,
+                chunk_size=UPLOAD_CHUNK,
                 content_type=content_type,
             )
         except self._ERRORS as exc:
             raise self._error(exc, "put", key) from exc
-        if size is None:
-            return self.head(key)
-        return ObjectInfo(key, size, answer_etag, content_type)
+        return self.head(key)
+
+    def _put_bytes(self, key, data, content_type):
+        """PUT bytes in one send, retried here: swiftclient cannot rewind bytes and
+        gives up after the first failure, while a file object would go in 8 KB blocks."""
+        conn = self.connection  # this thread's own: its retries can be changed
+        backoff = 0.5
+        for attempt in range(1, self.settings.max_attempts + 1):
+            saved, conn.retries = conn.retries, 0
+            try:
+                return conn.put_object(
+                    self.container, self._full_key(key), data, content_type=content_type
+                )
+            except self._ERRORS as exc:
+                error = self._error(exc, "put", key)
+                if attempt == self.settings.max_attempts or not isinstance(error, StoreUnavailable):
+                    raise error from exc
+            finally:
+                conn.retries = saved
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 4)
+        raise AssertionError("unreachable")
 
     def open(self, key, *, chunk_size=CHUNK_SIZE):
         try:
