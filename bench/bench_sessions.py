@@ -33,7 +33,7 @@ def odoo_command(python, odoo_root, db, *extra):
     pg_user = os.environ.get("PGUSER") or odoo_tier.getpass.getuser()
     addons = [p for p in (odoo_root / "addons", odoo_root / "odoo" / "addons") if p.is_dir()]
     return [
-        python, "-m", "odoo",
+        *odoo_tier.odoo_launcher(python, odoo_root),
         "-d", db, "--db_host", "127.0.0.1", "--db_user", pg_user,
         "--addons-path", ",".join(map(str, [*addons, ROOT])),
         "--max-cron-threads", "0",

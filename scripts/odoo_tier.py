@@ -124,6 +124,19 @@ def ensure_core_dependencies(python):
         subprocess.run([python, "-m", "pip", "install", "--quiet", *missing], check=True)
 
 
+def odoo_launcher(python, odoo_root):
+    """How to start this Odoo as a server: its ``odoo`` script, else ``odoo-bin``.
+
+    Not ``python -m odoo``: a prefork server re-executes ``sys.argv[0]`` for its
+    websocket (gevent) process, and ``odoo/__main__.py`` run as a file fails on a
+    relative import, in a loop.
+    """
+    script = Path(python).parent / "odoo"
+    if script.is_file():
+        return [str(script)]
+    return [python, str(odoo_root / "odoo-bin")]
+
+
 def manifest(name):
     return ast.literal_eval((ROOT / name / "__manifest__.py").read_text())
 

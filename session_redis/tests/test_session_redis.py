@@ -4,6 +4,8 @@ The runner (scripts/odoo_tier.py) gives Odoo ODOO_SESSION_REDIS=1 and the harnes
 Redis; these tests go through Odoo's HTTP server, as a browser would.
 """
 
+import base64
+import json
 import os
 import shutil
 import socket
@@ -12,6 +14,7 @@ import sys
 import tempfile
 import time
 
+import odoo
 import redis
 import requests
 from odoo import http
@@ -141,15 +144,90 @@ class TestSessionRedis(HttpCase):
             proc.wait()
 
 
+def _websocket(port, sid):
+    """A websocket to Odoo's gevent port, handshake done (RFC 6455, no library)."""
+    deadline = time.monotonic() + 60
+    while True:  # the gevent process starts after the HTTP workers
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+    host = f"127.0.0.1:{port}"
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /websocket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}\r\n"
+            f"Cookie: session_id={sid}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status = head.split(b"\r\n", 1)[0]
+    if b" 101 " not in status:
+        raise AssertionError(f"websocket handshake refused: {status!r}")
+    return sock
+
+
+def _ws_send(sock, message):
+    payload = json.dumps(message).encode()
+    mask = os.urandom(4)
+    if len(payload) < 126:
+        header = bytes([0x81, 0x80 | len(payload)])
+    else:
+        header = bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
+    sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def _recv_exactly(sock, size):
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("websocket closed without a close frame")
+        data += chunk
+    return data
+
+
+def _ws_close_code(sock, timeout):
+    """The code of the next close frame, or None if none comes within ``timeout``."""
+    sock.settimeout(timeout)
+    try:
+        while True:
+            first, second = _recv_exactly(sock, 2)
+            length = second & 0x7F
+            if length == 126:
+                length = int.from_bytes(_recv_exactly(sock, 2), "big")
+            elif length == 127:
+                length = int.from_bytes(_recv_exactly(sock, 8), "big")
+            payload = _recv_exactly(sock, length)
+            if first & 0x0F == 0x8:
+                return int.from_bytes(payload[:2], "big")
+    except TimeoutError:
+        return None
+
+
 def _odoo_command(*args):
-    """A command line of this Odoo, on the test database and addons."""
-    return [
-        sys.executable,
-        "-m",
-        "odoo",
-        f"--addons-path={config['addons_path']}",
-        *args,
-    ]
+    """A command line of this Odoo with the test's addons path.
+
+    Its ``odoo`` script (or ``odoo-bin``), not ``python -m odoo``: prefork re-executes
+    ``sys.argv[0]`` for the websocket process, which fails for ``odoo/__main__.py``.
+    """
+    script = os.path.join(os.path.dirname(sys.executable), "odoo")
+    if os.path.isfile(script):
+        launcher = [script]
+    else:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
+        launcher = [sys.executable, os.path.join(root, "odoo-bin")]
+    return [*launcher, f"--addons-path={config['addons_path']}", *args]
 
 
 @tagged("post_install", "-at_install")
@@ -170,14 +248,14 @@ class TestSessionsAcrossProcesses(HttpCase):
         ]
 
     def _start_second_odoo(self, data_dir):
-        port = _free_port()
+        port, self.gevent_port = _free_port(), _free_port()
         proc = subprocess.Popen(
             _odoo_command(
                 *self._db_args(),
                 "--load=base,web,session_redis",
                 f"--data-dir={data_dir}",
                 f"--http-port={port}",
-                f"--gevent-port={_free_port()}",
+                f"--gevent-port={self.gevent_port}",
                 "--http-interface=127.0.0.1",
                 "--max-cron-threads=0",
                 "--workers=2",  # prefork, as in production
@@ -219,6 +297,29 @@ class TestSessionsAcrossProcesses(HttpCase):
             self.assertIn("/web/login", response.headers.get("Location", ""))
             session_dir = os.path.join(data_dir, "sessions")
             self.assertFalse(os.path.isdir(session_dir) and os.listdir(session_dir))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    def test_websocket_process_reads_sessions_from_redis(self):
+        """The websocket (gevent) process of a prefork Odoo is a fresh exec: the store
+        must be in force there too. It rereads the session on each message and closes
+        with 4001 (SESSION_EXPIRED) when the session is gone."""
+        data_dir = tempfile.mkdtemp(prefix="second-odoo-")
+        proc, _url = self._start_second_odoo(data_dir)
+        try:
+            self.authenticate("admin", "admin")
+            sock = _websocket(self.gevent_port, self.session.sid)
+            subscribe = {"event_name": "subscribe", "data": {"channels": [], "last": 0}}
+            _ws_send(sock, subscribe)
+            # found in Redis: the connection stays open (a file store in this process's
+            # empty data_dir would not know the session and close with 4001)
+            self.assertIsNone(_ws_close_code(sock, timeout=3))
+            self.store_delete_device(self.session.sid)
+            _ws_send(sock, subscribe)
+            self.assertEqual(_ws_close_code(sock, timeout=30), 4001)
+            sock.close()
         finally:
             proc.terminate()
             proc.wait(30)
