@@ -3,8 +3,9 @@
 One real Odoo 18 in prefork mode (2 workers) with ``--load=base,web,session_redis``,
 started twice per round on the same database: once with ``ODOO_SESSION_REDIS=0`` (Odoo's
 file store in its data_dir), once with ``ODOO_SESSION_REDIS=1`` (the harness's Redis).
-Each run logs in, then C client threads call ``res.partner.search_read`` through
-``/web/dataset/call_kw`` for D seconds. Rounds alternate the order; medians count.
+Each run logs in, then C client threads call ``/web/dataset/call_kw`` for D seconds for
+each workload of WORKLOADS (the lightest call, and a list view's read of 80 partners).
+Rounds alternate the order; medians count.
 
     ./dev bench sessions [--seconds 10] [--clients 4] [--rounds 3]
 """
@@ -91,17 +92,59 @@ def login(url, db):
     return session.cookies["session_id"]
 
 
-def load(url, sid, seconds, clients):
-    payload = {
-        "jsonrpc": "2.0",
-        "method": "call",
-        "params": {
-            "model": "res.partner",
-            "method": "search_read",
-            "args": [[]],
-            "kwargs": {"fields": ["name"], "limit": 5},
+#: the RPCs measured: the lightest authenticated call there is (where a session store
+#: weighs most), and what a list view of 80 partners asks
+WORKLOADS = {
+    "tiny": {
+        "model": "res.partner",
+        "method": "search_read",
+        "args": [[]],
+        "kwargs": {"fields": ["name"], "limit": 5},
+    },
+    "list": {
+        "model": "res.partner",
+        "method": "web_search_read",
+        "args": [],
+        "kwargs": {
+            "domain": [],
+            "specification": {
+                "display_name": {},
+                "email": {},
+                "phone": {},
+                "city": {},
+                "country_id": {"fields": {"display_name": {}}},
+                "user_id": {"fields": {}},
+            },
+            "limit": 80,
+            "order": "name",
         },
-    }
+    },
+}
+
+
+def call_kw(url, sid, params, timeout=30):
+    return requests.post(
+        f"{url}/web/dataset/call_kw",
+        json={"jsonrpc": "2.0", "method": "call", "params": params},
+        cookies={"session_id": sid},
+        timeout=timeout,
+    ).json()
+
+
+def seed_partners(url, sid, count=300):
+    rows = [
+        {"name": f"Partner {i:04d}", "email": f"p{i}@example.com", "city": "Lausanne"}
+        for i in range(count)
+    ]
+    answer = call_kw(
+        url, sid, {"model": "res.partner", "method": "create", "args": [rows], "kwargs": {}}, 120
+    )
+    if "error" in answer:
+        sys.exit(f"bench: could not create partners: {answer['error']}")
+
+
+def load(url, sid, seconds, clients, workload):
+    payload = {"jsonrpc": "2.0", "method": "call", "params": WORKLOADS[workload]}
     latencies, errors = [], []
     deadline = time.monotonic() + seconds
 
@@ -173,7 +216,8 @@ def main():
             "ODOO_SESSION_REDIS_PREFIX": db,
         },
     }
-    results = {mode: [] for mode in modes}
+    results = {(mode, w): [] for mode in modes for w in WORKLOADS}
+    seeded = False
     try:
         for round_ in range(args.rounds):
             order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
@@ -184,17 +228,22 @@ def main():
                     )
                     try:
                         sid = login(url, db)
-                        load(url, sid, 2, args.clients)  # warm the workers up
-                        result = load(url, sid, args.seconds, args.clients)
+                        if not seeded:
+                            seed_partners(url, sid)
+                            seeded = True
+                        for workload in WORKLOADS:
+                            load(url, sid, 2, args.clients, workload)  # warm up
+                            result = load(url, sid, args.seconds, args.clients, workload)
+                            results[(mode, workload)].append(result)
+                            print(
+                                f"  round {round_ + 1} {mode:<6} {workload:<5}"
+                                f" {result['rps']:7.1f} req/s  p50 {result['p50']:6.1f} ms"
+                                f"  p95 {result['p95']:6.1f} ms",
+                                flush=True,
+                            )
                     finally:
                         proc.terminate()
                         proc.wait(30)
-                results[mode].append(result)
-                print(
-                    f"  round {round_ + 1} {mode:<6} {result['rps']:7.1f} req/s"
-                    f"  p50 {result['p50']:6.1f} ms  p95 {result['p95']:6.1f} ms",
-                    flush=True,
-                )
     finally:
         subprocess.run(
             [
@@ -210,20 +259,26 @@ def main():
         )
 
     print(
-        f"\nauthenticated JSON-RPC (call_kw search_read), prefork 2 workers, "
-        f"{args.clients} clients, {args.seconds:g} s x {args.rounds} rounds, medians"
+        f"\nauthenticated JSON-RPC, prefork 2 workers, {args.clients} clients,"
+        f" {args.seconds:g} s x {args.rounds} rounds, medians"
     )
-    print(f"{'sessions':<10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
-    median = {
-        mode: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p95")}
-        for mode, runs in results.items()
-    }
-    for mode, m in median.items():
-        print(f"{mode:<10}{m['rps']:>9.1f}{m['p50']:>9.1f}{m['p95']:>9.1f}")
-    ratio = median["redis"]["rps"] / median["file"]["rps"]
-    print(
-        f"ratio redis/file {ratio:.2f} (goal >= {GOAL}) -> {'met' if ratio >= GOAL else 'NOT met'}"
-    )
+    print(f"{'workload':<10}{'sessions':<10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'ratio':>8}")
+    for workload in WORKLOADS:
+        median = {
+            mode: {
+                k: statistics.median(r[k] for r in results[(mode, workload)])
+                for k in ("rps", "p50", "p95")
+            }
+            for mode in modes
+        }
+        ratio = median["redis"]["rps"] / median["file"]["rps"]
+        for mode, m in median.items():
+            shown = f"{ratio:8.2f}" if mode == "redis" else ""
+            print(
+                f"{workload:<10}{mode:<10}{m['rps']:>9.1f}{m['p50']:>9.1f}{m['p95']:>9.1f}{shown}"
+            )
+        verdict = "met" if ratio >= GOAL else "NOT met"
+        print(f"{workload}: redis/file {ratio:.2f} (goal >= {GOAL}) -> {verdict}")
 
 
 if __name__ == "__main__":
