@@ -30,11 +30,6 @@ class PerProcess:
                     self._pid = os.getpid()
         return self._value
 
-    def reset(self):
-        with self._lock:
-            self._pid = None
-            self._value = None
-
     @classmethod
     def _after_fork_in_child(cls):
         # a lock held by another thread of the parent at fork time stays locked forever
