@@ -168,20 +168,28 @@ def test_reader_itself_refuses_a_short_stream():
     """Whatever the HTTP library lets through (urllib3 1.26, which Odoo 18 pins, does
     not check Content-Length by default), the reader counts."""
     info = ObjectInfo("k", 10)
+
+    def reader(chunks, read_all=None):
+        return ObjectReader(
+            info,
+            chunks,
+            lambda: None,
+            store="s3://b",
+            guard=lambda read: read(),
+            read_all=read_all,
+        )
+
     for read in (
         lambda r: b"".join(r),
         lambda r: r.read(),
         lambda r: r.readall(),
     ):
-        reader = ObjectReader(info, iter([b"abc", b"def"]), lambda: None)
         with pytest.raises(StoreUnavailable) as error:
-            read(reader)
-        assert "6 of 10 bytes" in str(error.value)
-    reader = ObjectReader(info, iter([]), lambda: None, read_all=lambda: b"abcdef")
+            read(reader([b"abc", b"def"]))
+        assert "6 of 10 bytes" in str(error.value) and "s3://b" in str(error.value)
     with pytest.raises(StoreUnavailable):
-        reader.readall()
-    complete = ObjectReader(info, iter([b"abcde", b"fghij"]), lambda: None)
-    assert complete.read() == b"abcdefghij"
+        reader([], read_all=lambda: b"abcdef").readall()
+    assert reader([b"abcde", b"fghij"]).read() == b"abcdefghij"
 
 
 class _UnavailableHandler(_FakeStoreHandler):

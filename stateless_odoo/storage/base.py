@@ -36,30 +36,34 @@ class ObjectReader(io.RawIOBase):
     never pass for the end of the object.
     """
 
-    def __init__(self, info, chunks, close, read_all=None, short_read=None):
+    def __init__(self, info, chunks, close, *, store, guard, read_all=None):
+        """``chunks``: the client's iterator of the body; ``guard(read)`` calls ``read``
+        and translates the client's errors into the store's; ``read_all``, when given,
+        reads the whole body at once (cheaper than joining chunks); ``store`` names the
+        store in errors."""
         super().__init__()
         self.info = info
-        self._chunks = self._counted(chunks)
+        self._store = store
+        self._guard = guard
+        self._chunks = self._counted(iter(chunks))
         self._close = close
-        self._read_all = read_all  # one read of the whole body, cheaper than chunks
-        self._short_read = short_read or (
-            lambda got: StoreUnavailable(
-                f"get: the store sent {got} of {info.size} bytes", key=info.key
-            )
-        )
+        self._read_all = read_all
         self._started = False
         self._buffer = b""
 
     def _check_size(self, received):
         if self.info.size is not None and received != self.info.size:
-            raise self._short_read(received)
+            raise StoreUnavailable(
+                f"get: the store sent {received} of {self.info.size} bytes",
+                store=self._store,
+                key=self.info.key,
+            )
 
-    def _counted(self, chunks):
+    def _counted(self, iterator):
         received = 0
-        for chunk in chunks:
-            if chunk:
-                received += len(chunk)
-                yield chunk
+        while chunk := self._guard(lambda: next(iterator, b"")):
+            received += len(chunk)
+            yield chunk
         self._check_size(received)
 
     def readable(self):
@@ -89,7 +93,7 @@ class ObjectReader(io.RawIOBase):
     def readall(self):
         if not self._started and self._read_all is not None:
             self._started = True
-            data = self._read_all()
+            data = self._guard(self._read_all)
             self._check_size(len(data))
             return data
         self._started = True

@@ -365,15 +365,9 @@ class S3Store(ObjectStore):
         except _BOTO_ERRORS as exc:
             raise self._error(exc, "get", key) from exc
         body = answer["Body"]
-        info = ObjectInfo(
-            key,
-            answer.get("ContentLength"),
-            answer.get("ETag", "").strip('"') or None,
-            answer.get("ContentType"),
-            answer.get("LastModified"),
-        )
 
-        def streaming_errors(read):
+        def guard(read):
+            # botocore checks the length at the end of the body
             try:
                 return read()
             except botocore.exceptions.BotoCoreError as exc:
@@ -385,20 +379,13 @@ class S3Store(ObjectStore):
                     key=key,
                 ) from exc
 
-        def chunks():
-            # botocore checks the length at the end: a short body raises
-            iterator = body.iter_chunks(chunk_size)
-            while chunk := streaming_errors(lambda: next(iterator, b"")):
-                yield chunk
-
         return ObjectReader(
-            info,
-            chunks(),
+            _info(key, answer),
+            body.iter_chunks(chunk_size),
             body.close,
-            lambda: streaming_errors(body.read),
-            lambda got: StoreUnavailable(
-                f"get: the store sent {got} of {info.size} bytes", store=self.name, key=key
-            ),
+            store=self.name,
+            guard=guard,
+            read_all=body.read,
         )
 
     def head(self, key):
@@ -406,13 +393,7 @@ class S3Store(ObjectStore):
             answer = self.client.head_object(Bucket=self.container, Key=self._full_key(key))
         except _BOTO_ERRORS as exc:
             raise self._error(exc, "head", key) from exc
-        return ObjectInfo(
-            key,
-            answer.get("ContentLength"),
-            answer.get("ETag", "").strip('"') or None,
-            answer.get("ContentType"),
-            answer.get("LastModified"),
-        )
+        return _info(key, answer)
 
     def delete_many(self, keys):
         self._check_writable()
@@ -504,6 +485,17 @@ class S3Store(ObjectStore):
             raise self._error(exc, "create bucket") from exc
         _logger.info("created bucket %s", self.container)
         return True
+
+
+def _info(key, answer):
+    """ObjectInfo from a GetObject or HeadObject answer."""
+    return ObjectInfo(
+        key,
+        answer.get("ContentLength"),
+        answer.get("ETag", "").strip('"') or None,
+        answer.get("ContentType"),
+        answer.get("LastModified"),
+    )
 
 
 def content_disposition(filename, inline=False):

@@ -400,29 +400,23 @@ class SwiftStore(ObjectStore):
             )
         except self._ERRORS as exc:
             raise self._error(exc, "get", key) from exc
-        info = _info(key, headers)
 
-        def streaming_errors(read):
-            # swiftclient resumes a cut body from its offset; past its retries, or
-            # on a body shorter than its Content-Length, it raises
+        def guard(read):
+            # swiftclient resumes a cut body from its offset; past its retries, or on a
+            # body shorter than its Content-Length, it raises (or, with urllib3 1.26,
+            # ends early: the reader counts)
             try:
                 return read()
             except self._ERRORS as exc:
                 raise self._error(exc, "get (while streaming)", key) from exc
 
-        def chunks():
-            iterator = iter(body)
-            while chunk := streaming_errors(lambda: next(iterator, b"")):
-                yield chunk
-
         return ObjectReader(
-            info,
-            chunks(),
+            _info(key, headers),
+            body,
             body.close,  # the response in use, which changes when swiftclient resumes
-            lambda: streaming_errors(body.read),
-            lambda got: StoreUnavailable(
-                f"get: the store sent {got} of {info.size} bytes", store=self.name, key=key
-            ),
+            store=self.name,
+            guard=guard,
+            read_all=body.read,
         )
 
     def head(self, key):
