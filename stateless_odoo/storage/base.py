@@ -1,6 +1,7 @@
 """The object store interface shared by the S3 and Swift implementations."""
 
 import abc
+import copy
 import io
 from dataclasses import dataclass
 
@@ -166,6 +167,12 @@ class ObjectStore(abc.ABC):
     def __repr__(self):
         mode = ", read-only" if self.read_only else ""
         return f"<{type(self).__name__} {self.name}{mode}>"
+
+    def with_key_prefix(self, key_prefix):
+        """The same store (same client, same container) with another key prefix."""
+        clone = copy.copy(self)
+        clone.key_prefix = key_prefix
+        return clone
 
     def _full_key(self, key):
         return f"{self.key_prefix}{key}"

@@ -1,0 +1,147 @@
+"""Deferred deletion of attachment objects, with the list of candidates in PostgreSQL.
+
+An object is never deleted inside the transaction that stops referencing it: the
+transaction only records the object as a *candidate* (:func:`mark`), and
+:func:`collect` deletes candidates later, in a transaction of its own, when no
+``ir_attachment`` row references them any more. The protection is the one Odoo core uses
+for its filestore, plus a lock per object:
+
+- :func:`collect` locks ``ir_attachment`` in SHARE mode, which waits for every
+  transaction that has inserted, updated or deleted attachment rows: their rows are
+  committed (and seen) before anything is decided;
+- a writer takes a shared per-object advisory lock (:func:`lock_objects`) before it
+  decides to upload or to reuse an object, and keeps it until it commits: collect skips
+  an object so locked. A writer that reuses an existing object is therefore never robbed
+  between its check and its commit.
+
+Objects written by a transaction that then rolls back, or by a process killed before its
+commit, are candidates too: writers record them first, in a transaction committed at
+once (:func:`mark` on a separate cursor).
+
+Cursors are DB-API cursors with ``execute``/``fetchall`` (Odoo's ``Cursor`` or
+:class:`stateless_odoo.pg.PgCursor`); transactions are the caller's.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from .attachments import is_object_url
+
+_logger = logging.getLogger(__name__)
+
+TABLE = "stateless_attachment_gc"
+
+#: first key of the suite's advisory locks (pg_advisory_lock(int, int))
+LOCK_NAMESPACE = 0x53544F44  # "STOD"
+#: second key of the migration's lock
+MIGRATION_LOCK = 1
+#: first key of the per-object locks (the second is hashtext(store_fname))
+OBJECT_LOCK_NAMESPACE = LOCK_NAMESPACE + 1
+
+
+def ensure_table(cr):
+    cr.execute(
+        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+            store_fname varchar PRIMARY KEY,
+            create_date timestamp without time zone NOT NULL
+                DEFAULT (now() at time zone 'UTC')
+        )"""
+    )
+
+
+def mark(cr, store_fnames):
+    """Record object URLs as candidates for deletion (local paths are ignored)."""
+    urls = sorted({f for f in store_fnames if is_object_url(f)})
+    if urls:
+        cr.execute(
+            f"INSERT INTO {TABLE} (store_fname) SELECT unnest(%s::varchar[])"
+            " ON CONFLICT DO NOTHING",
+            (urls,),
+        )
+    return urls
+
+
+def lock_objects(cr, store_fnames):
+    """Take the shared per-object locks of a writer, until its transaction ends."""
+    urls = sorted(set(store_fnames))
+    if urls:
+        cr.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, hashtext(u)) FROM unnest(%s::varchar[]) AS u",
+            (OBJECT_LOCK_NAMESPACE, urls),
+        )
+
+
+@dataclass
+class CollectResult:
+    deleted: int = 0
+    kept: int = 0  # referenced again: candidate dropped, object kept
+    busy: int = 0  # a writer holds it: left for a later collection
+    foreign: int = 0  # not this database's objects: never deleted here
+    lock_timeout: bool = False
+
+
+def collect(cr, stores, *, only=None, limit=1000, lock_timeout="5s"):
+    """Delete the candidates that no attachment references; commit is the caller's.
+
+    ``cr`` must be a cursor whose transaction has not started (the isolation level is set
+    here). ``stores`` is an :class:`~stateless_odoo.attachments.AttachmentStores`; when
+    it is ``None`` or disabled, candidates still referenced are dropped and nothing else
+    is touched. ``only`` limits
+    the collection to these URLs (the candidates one transaction just made).
+    Objects are deleted before the candidates' rows: a failure leaves them candidates.
+    """
+    result = CollectResult()
+    cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    cr.execute("SET LOCAL lock_timeout = %s", (lock_timeout,))
+    try:
+        cr.execute("LOCK TABLE ir_attachment IN SHARE MODE")
+    except Exception as exc:
+        if getattr(exc, "pgcode", None) == "55P03":  # lock_not_available
+            result.lock_timeout = True
+            return result
+        raise
+    # candidates referenced again are dropped at once
+    only_sql, params = ("AND g.store_fname = ANY(%s)", [list(only)]) if only else ("", [])
+    cr.execute(
+        f"""DELETE FROM {TABLE} g WHERE EXISTS
+            (SELECT 1 FROM ir_attachment a WHERE a.store_fname = g.store_fname) {only_sql}""",
+        params,
+    )
+    result.kept = cr.rowcount
+    if stores is None or stores.disabled:
+        return result
+    cr.execute(
+        f"""SELECT g.store_fname, pg_try_advisory_xact_lock(%s, hashtext(g.store_fname))
+            FROM {TABLE} g WHERE true {only_sql}
+            ORDER BY g.create_date, g.store_fname LIMIT %s""",
+        [OBJECT_LOCK_NAMESPACE, *params, limit],
+    )
+    rows = cr.fetchall()
+    free = [fname for fname, locked in rows if locked]
+    result.busy = len(rows) - len(free)
+    if not free:
+        return result
+    by_store = {}
+    forget = []
+    for fname in free:
+        if not stores.owns(fname):
+            result.foreign += 1
+            forget.append(fname)
+            continue
+        store, key = stores.locate(fname)
+        by_store.setdefault(store, []).append((fname, key))
+    for store, items in by_store.items():
+        store.delete_many([key for _fname, key in items])
+        forget.extend(fname for fname, _key in items)
+        result.deleted += len(items)
+    cr.execute(f"DELETE FROM {TABLE} WHERE store_fname = ANY(%s)", (forget,))
+    if result.deleted or result.foreign:
+        _logger.info(
+            "attachment objects: %d deleted, %d kept (referenced), %d busy, %d foreign"
+            " (left untouched)",
+            result.deleted,
+            result.kept,
+            result.busy,
+            result.foreign,
+        )
+    return result

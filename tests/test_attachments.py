@@ -1,0 +1,129 @@
+"""The attachment rules, keys and stores (Odoo-free), against the real Swift."""
+
+import pytest
+
+from stateless_odoo.attachments import (
+    AttachmentSettings,
+    AttachmentStores,
+    KeepInDatabase,
+    StorageDisabled,
+    find_update_module,
+    object_key,
+)
+from stateless_odoo.errors import ConfigError, ReadOnlyStore
+
+from .conftest import s3_environ, swift_environ
+
+SHA = "a" * 40
+
+
+def test_default_rule_keeps_small_images_and_all_js_css():
+    rule = KeepInDatabase()
+    assert rule.keeps("image/png", 51200)
+    assert not rule.keeps("image/png", 51201)
+    assert rule.keeps("application/javascript", 10**9)
+    assert rule.keeps("text/css", 10**9)
+    assert not rule.keeps("application/pdf", 10)
+    assert not rule.keeps(None, 10)
+
+
+def test_rule_parses_json_and_the_older_addons_literal():
+    assert KeepInDatabase.parse('{"image/": 10}').limits == {"image/": 10}
+    assert KeepInDatabase.parse("{'text/': 0}").keeps("text/plain", 10**6)
+    assert KeepInDatabase.parse("") == KeepInDatabase()
+    assert not KeepInDatabase.parse("{}").keeps("image/png", 1)
+
+
+@pytest.mark.parametrize("text", ["nonsense", "[1]", '{"image/": -1}', '{"image/": "5"}'])
+def test_bad_rule_names_its_source(text):
+    with pytest.raises(ConfigError) as err:
+        KeepInDatabase.parse(text, source="ODOO_ATTACHMENT_KEEP_IN_DATABASE")
+    assert err.value.variable == "ODOO_ATTACHMENT_KEEP_IN_DATABASE"
+
+
+def test_settings_defaults_and_errors():
+    settings = AttachmentSettings.from_env({})
+    assert (settings.serving, settings.disabled, settings.keep_in_database) == (
+        "stream",
+        False,
+        None,
+    )
+    assert AttachmentSettings.from_env({"DISABLE_ATTACHMENT_STORAGE": "1"}).disabled
+    prefix = AttachmentSettings.from_env({"ODOO_ATTACHMENT_X_ACCEL_PREFIX": "/objects"})
+    assert prefix.x_accel_prefix == "/objects/"
+    for name, value in [
+        ("ODOO_ATTACHMENT_SERVING", "ftp"),
+        ("ODOO_ATTACHMENT_URL_EXPIRATION", "0"),
+        ("ODOO_ATTACHMENT_X_ACCEL_PREFIX", "objects"),
+        ("ODOO_ATTACHMENT_KEEP_IN_DATABASE", "{"),
+        ("ODOO_ATTACHMENT_MIGRATION_THREADS", "0"),
+        ("DISABLE_ATTACHMENT_STORAGE", "maybe"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            AttachmentSettings.from_env({name: value})
+        assert err.value.variable == name
+
+
+def test_keys_are_content_addressed_per_database():
+    assert object_key("prod", SHA) == f"prod/aa/{SHA}"
+    assert object_key("prod", SHA, "odoo/") == f"odoo/prod/aa/{SHA}"
+    with pytest.raises(ValueError):
+        object_key("prod", "not-a-sha")
+    with pytest.raises(ConfigError):
+        object_key("../etc", SHA)
+
+
+def test_update_module_is_found_up_the_stack():
+    def _register_hook():
+        return find_update_module()
+
+    def another_addon_override():
+        return _register_hook()
+
+    def load_modules(registry, update_module=False):
+        return another_addon_override()
+
+    assert load_modules(None, update_module={"sale": 1}) == {"sale": 1}
+    assert load_modules(None, update_module=True) is True
+    assert load_modules(None) is False
+    assert _register_hook() is None
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_stores_write_here_and_only_read_elsewhere(kind, services, make_fresh_store):
+    prod = make_fresh_store(kind)
+    mine = make_fresh_store(kind)
+    environ = (s3_environ if kind == "s3" else swift_environ)(services, mine.container)
+    stores = AttachmentStores(kind, "integration", environ)
+    url = stores.url_for(SHA)
+    assert url == f"{kind}://{mine.container}/integration/aa/{SHA}"
+    store, key = stores.locate(url)
+    store.put(key, b"mine")
+    assert mine.get_bytes(key) == b"mine"
+    assert stores.owns(url)
+    prod.put(f"prod/aa/{SHA}", b"prod")
+    prod_url = f"{kind}://{prod.container}/prod/aa/{SHA}"
+    view, key = stores.locate(prod_url)
+    assert view.get_bytes(key) == b"prod"
+    with pytest.raises(ReadOnlyStore):
+        view.put(key, b"overwritten")
+    with pytest.raises(ReadOnlyStore):
+        view.delete(key)
+    assert not stores.owns(prod_url)
+    # another database on the same bucket
+    assert not stores.owns(f"{kind}://{mine.container}/prod/aa/{SHA}")
+    other = "swift" if kind == "s3" else "s3"
+    with pytest.raises(StorageDisabled):
+        stores.locate(f"{other}://{mine.container}/integration/aa/{SHA}")
+
+
+def test_disabled_storage_never_writes(services, make_fresh_store):
+    mine = make_fresh_store("s3")
+    stores = AttachmentStores("s3", "prod", s3_environ(services, mine.container), disabled=True)
+    with pytest.raises(StorageDisabled):
+        stores.write_store  # noqa: B018
+    url = stores.url_for(SHA)
+    assert not stores.owns(url)
+    store, key = stores.locate(url)
+    with pytest.raises(ReadOnlyStore):
+        store.put(key, b"x")

@@ -1,0 +1,360 @@
+"""Migration and garbage collection of attachment content, against the real PostgreSQL
+and the real Swift (S3 and Swift APIs), on a throwaway database holding an
+``ir_attachment`` table with Odoo's columns."""
+
+import functools
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from stateless_odoo import objectgc
+from stateless_odoo.attachments import AttachmentStores
+from stateless_odoo.migration import Migration, MigrationRunning
+from stateless_odoo.pg import PgCursor
+
+from .conftest import ROOT, s3_environ, swift_environ
+
+DB = "migr"
+
+
+def sha1(data):
+    return hashlib.sha1(data).hexdigest()
+
+
+@pytest.fixture
+def pg(services):
+    """DSN of a new database with an ir_attachment table; dropped at the end."""
+    base = (
+        f"host={services['TEST_PG_HOST']} port={services['TEST_PG_PORT']}"
+        f" user={services['TEST_PG_USER']}"
+    )
+    name = f"stateless_t_{uuid.uuid4().hex[:10]}"
+    import psycopg2
+
+    admin = psycopg2.connect(base + " dbname=postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{base} dbname={name}"
+    with PgCursor(dsn) as cr:
+        cr.execute(
+            """CREATE TABLE ir_attachment (
+                id serial PRIMARY KEY, name varchar, type varchar DEFAULT 'binary',
+                store_fname varchar, db_datas bytea, checksum varchar(40),
+                mimetype varchar, file_size integer)"""
+        )
+        cr.execute("CREATE INDEX ON ir_attachment (store_fname)")
+    yield dsn
+    admin.cursor().execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def environ_for(kind, services, container):
+    return (s3_environ if kind == "s3" else swift_environ)(services, container)
+
+
+class Filestore:
+    """A filestore directory and the rows pointing at it, as Odoo writes them."""
+
+    def __init__(self, dsn, root):
+        self.dsn = dsn
+        self.root = root
+
+    def add_file(self, data, mimetype="application/pdf", *, name="f", write=True):
+        checksum = sha1(data)
+        fname = f"{checksum[:2]}/{checksum}"
+        if write:
+            os.makedirs(os.path.join(self.root, checksum[:2]), exist_ok=True)
+            with open(os.path.join(self.root, fname), "wb") as out:
+                out.write(data)
+        return self._insert(name, fname, None, checksum, mimetype, len(data))
+
+    def add_db(self, data, mimetype="application/pdf", name="d"):
+        return self._insert(name, None, data, sha1(data), mimetype, len(data))
+
+    def _insert(self, name, fname, data, checksum, mimetype, size):
+        with PgCursor(self.dsn) as cr:
+            cr.execute(
+                "INSERT INTO ir_attachment (name, store_fname, db_datas, checksum, mimetype,"
+                " file_size) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                (name, fname, data, checksum, mimetype, size),
+            )
+            return cr.fetchone()[0]
+
+    def rows(self):
+        with PgCursor(self.dsn) as cr:
+            cr.execute("SELECT id, store_fname, db_datas, checksum FROM ir_attachment")
+            return {
+                r[0]: (r[1], None if r[2] is None else bytes(r[2]), r[3]) for r in cr.fetchall()
+            }
+
+    def content(self, stores, att_id):
+        fname, data, _checksum = self.rows()[att_id]
+        if fname is None:
+            return data
+        if "://" in fname:
+            store, key = stores.locate(fname)
+            return store.get_bytes(key)
+        with open(os.path.join(self.root, fname), "rb") as src:
+            return src.read()
+
+
+@pytest.fixture
+def filestore(pg, tmp_path):
+    return Filestore(pg, str(tmp_path / "filestore"))
+
+
+def migration(fs, target, stores, **kw):
+    kw.setdefault("batch_size", 4)
+    kw.setdefault("threads", 4)
+    return Migration(
+        functools.partial(PgCursor, fs.dsn),
+        target=target,
+        stores=stores,
+        filestore=fs.root,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_migration_to_the_store_and_back(kind, services, make_fresh_store, filestore):
+    container = make_fresh_store(kind)
+    stores = AttachmentStores(kind, DB, environ_for(kind, services, container.container))
+    big = os.urandom(5 * 1024 * 1024)  # above the whole-read limit: streamed
+    payloads = {
+        "pdf": filestore.add_file(b"%PDF report"),
+        "dup1": filestore.add_file(b"same content"),
+        "dup2": filestore.add_file(b"same content"),
+        "big": filestore.add_file(big, "video/mp4"),
+        "icon": filestore.add_file(b"\x89PNG small", "image/png"),
+        "js": filestore.add_file(b"console.log(1)", "application/javascript"),
+        "in_db_big": filestore.add_db(b"x" * 60000, "image/png"),
+        "in_db_small": filestore.add_db(b"tiny", "image/png"),
+    }
+    expected = {att_id: filestore.content(stores, att_id) for att_id in payloads.values()}
+
+    report = migration(filestore, "store", stores).run()
+
+    assert report.ok, report.skipped
+    rows = filestore.rows()
+    for name in ("pdf", "dup1", "dup2", "big", "in_db_big"):
+        assert rows[payloads[name]][0].startswith(f"{kind}://{container.container}/{DB}/")
+    for name in ("icon", "js", "in_db_small"):
+        assert rows[payloads[name]][0] is None and rows[payloads[name]][1] is not None
+    assert rows[payloads["dup1"]][0] == rows[payloads["dup2"]][0]
+    assert {a: filestore.content(stores, a) for a in expected} == expected
+    # one object per distinct content, every local file gone
+    assert len(list(container.list(f"{DB}/"))) == 4
+    assert not [f for _d, _s, files in os.walk(filestore.root) for f in files]
+    assert report.files_removed == 5  # the duplicates share one file
+    # the uploads were recorded as candidates, and are referenced: nothing to delete
+    with PgCursor(filestore.dsn) as cr:
+        assert objectgc.collect(cr, stores).deleted == 0
+    assert len(list(container.list(f"{DB}/"))) == 4
+
+    # the way back, for a team leaving the platform: to the filestore, then the database
+    assert migration(filestore, "file", stores).run().ok
+    assert {a: filestore.content(stores, a) for a in expected} == expected
+    assert all(fname and "://" not in fname for fname, _d, _c in filestore.rows().values())
+    assert list(container.list(f"{DB}/")) == []  # collected once unreferenced
+    assert migration(filestore, "db", stores).run().ok
+    assert {a: filestore.content(stores, a) for a in expected} == expected
+    assert all(fname is None for fname, _d, _c in filestore.rows().values())
+
+
+def test_bad_rows_are_skipped_and_named(services, make_fresh_store, filestore, caplog):
+    container = make_fresh_store("s3")
+    stores = AttachmentStores("s3", DB, environ_for("s3", services, container.container))
+    good = filestore.add_file(b"good")
+    missing = filestore.add_file(b"missing", write=False)
+    corrupt = filestore.add_file(b"original")
+    fname = filestore.rows()[corrupt][0]
+    with open(os.path.join(filestore.root, fname), "wb") as out:
+        out.write(b"bit rot")
+
+    report = migration(filestore, "store", stores).run()
+
+    skipped = {ids[0]: reason for ids, _source, reason in report.skipped}
+    assert set(skipped) == {missing, corrupt}
+    assert "missing" in skipped[missing]
+    assert "is not its checksum" in skipped[corrupt]
+    rows = filestore.rows()
+    assert rows[good][0].startswith("s3://")
+    assert rows[missing][0] == filestore.rows()[missing][0] and "://" not in rows[missing][0]
+    assert os.path.exists(os.path.join(filestore.root, rows[corrupt][0]))  # kept
+    assert f"ir.attachment {corrupt}" in caplog.text
+
+
+def test_a_second_migration_refuses_to_start(services, make_fresh_store, filestore):
+    container = make_fresh_store("s3")
+    stores = AttachmentStores("s3", DB, environ_for("s3", services, container.container))
+    filestore.add_file(b"one")
+    holder = PgCursor(filestore.dsn)
+    try:
+        holder.execute(
+            "SELECT pg_advisory_lock(%s, %s)",
+            (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+        )
+        with pytest.raises(MigrationRunning, match="another attachment migration"):
+            migration(filestore, "store", stores).run()
+    finally:
+        holder.close()
+    assert migration(filestore, "store", stores).run().moved == 1
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import functools, logging, sys, time
+    from stateless_odoo.attachments import AttachmentStores
+    from stateless_odoo.migration import Migration
+    from stateless_odoo.pg import PgCursor
+    import stateless_odoo.migration as m
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+    dsn, root, kind, container, environ = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], {}
+    import json, os
+    environ = json.loads(os.environ["MIGRATION_ENV"])
+    stores = AttachmentStores(kind, "migr", environ)
+    put = m.Migration._put
+
+    def slow_put(self, *args):  # a slow store: the kill lands inside a batch
+        time.sleep(0.05)
+        return put(self, *args)
+
+    m.Migration._put = slow_put
+    Migration(functools.partial(PgCursor, dsn), target="store", stores=stores,
+              filestore=root, batch_size=5, threads=2).run()
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_killed_migration_runs_again_and_loses_nothing(kind, services, make_fresh_store, filestore):
+    import json
+
+    container = make_fresh_store(kind)
+    environ = environ_for(kind, services, container.container)
+    stores = AttachmentStores(kind, DB, environ)
+    contents = {}
+    for i in range(60):
+        data = os.urandom(200_000 + i)
+        contents[filestore.add_file(data)] = data
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-c", KILLED_RUN, filestore.dsn, filestore.root, kind, ""],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "MIGRATION_ENV": json.dumps(environ), "PYTHONPATH": str(ROOT)},
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "15/60 looked at" in line:  # three batches committed, the fourth under way
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(lines)
+
+    # killed: every row points at content that exists, no local file went early
+    rows = filestore.rows()
+    moved = [a for a, (fname, _d, _c) in rows.items() if "://" in fname]
+    assert 15 <= len(moved) < 60
+    for att_id, (fname, _d, _c) in rows.items():
+        if "://" in fname:
+            assert filestore.content(stores, att_id) == contents[att_id]
+        else:
+            assert os.path.exists(os.path.join(filestore.root, fname))
+
+    time.sleep(0.1)
+    report = migration(filestore, "store", stores).run()  # the lock died with the process
+    assert report.ok
+    assert {a: filestore.content(stores, a) for a in contents} == contents
+    assert len(list(container.list(f"{DB}/"))) == 60
+    with PgCursor(filestore.dsn) as cr:  # uploads of the killed batch are sorted out
+        assert objectgc.collect(cr, stores).deleted == 0
+
+
+# -- garbage collection -------------------------------------------------------------
+
+
+@pytest.fixture
+def gc_env(services, make_fresh_store, filestore):
+    container = make_fresh_store("swift")
+    stores = AttachmentStores("swift", DB, environ_for("swift", services, container.container))
+    with PgCursor(filestore.dsn) as cr:
+        objectgc.ensure_table(cr)
+
+    def put(data):
+        url = stores.url_for(sha1(data))
+        store, key = stores.locate(url)
+        store.put(key, data)
+        return url
+
+    def exists(url):
+        store, key = stores.locate(url)
+        return store.exists(key)
+
+    return stores, filestore, put, exists
+
+
+def collect(dsn, stores, **kw):
+    with PgCursor(dsn) as cr:
+        return objectgc.collect(cr, stores, **kw)
+
+
+def test_collect_deletes_only_unreferenced_own_objects(gc_env):
+    stores, fs, put, exists = gc_env
+    orphan, used = put(b"orphan"), put(b"used")
+    foreign = f"swift://{stores.container}/otherdb/aa/{'a' * 40}"
+    fs._insert("used", used, None, sha1(b"used"), "text/plain", 4)
+    with PgCursor(fs.dsn) as cr:
+        objectgc.mark(cr, [orphan, used, foreign, "ab/local-path"])
+    result = collect(fs.dsn, stores)
+    assert (result.deleted, result.kept, result.foreign) == (1, 1, 1)
+    assert not exists(orphan) and exists(used)
+    with PgCursor(fs.dsn) as cr:
+        cr.execute(f"SELECT count(*) FROM {objectgc.TABLE}")
+        assert cr.fetchone()[0] == 0
+
+
+def test_rollback_after_unlink_keeps_the_object(gc_env):
+    stores, fs, put, exists = gc_env
+    url = put(b"kept")
+    att = fs._insert("kept", url, None, sha1(b"kept"), "text/plain", 4)
+    cr = PgCursor(fs.dsn)
+    cr.execute("DELETE FROM ir_attachment WHERE id = %s", (att,))
+    objectgc.mark(cr, [url])
+    cr.rollback()
+    cr.close()
+    assert collect(fs.dsn, stores).deleted == 0
+    assert exists(url)
+
+
+def test_a_writer_reusing_an_object_is_not_robbed(gc_env):
+    stores, fs, put, exists = gc_env
+    url = put(b"shared")
+    with PgCursor(fs.dsn) as cr:
+        objectgc.mark(cr, [url])  # its last row was unlinked and committed
+    writer = PgCursor(fs.dsn)
+    objectgc.lock_objects(writer, [url])  # decides to reuse the object
+    try:
+        result = collect(fs.dsn, stores)
+        assert (result.deleted, result.busy) == (0, 1)
+        writer.execute(
+            "INSERT INTO ir_attachment (store_fname, checksum) VALUES (%s, %s)",
+            (url, sha1(b"shared")),
+        )
+        # the writer's uncommitted row: collection waits for it (SHARE lock)
+        assert collect(fs.dsn, stores, lock_timeout="200ms").lock_timeout
+        writer.commit()
+    finally:
+        writer.close()
+    result = collect(fs.dsn, stores)
+    assert (result.deleted, result.kept) == (0, 1)
+    assert exists(url)
