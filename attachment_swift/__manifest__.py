@@ -7,5 +7,6 @@
     "license": "AGPL-3",
     "category": "Technical",
     "depends": ["base_attachment_object_storage"],
-    "installable": False,
+    "external_dependencies": {"python": ["stateless_odoo", "python-swiftclient", "keystoneauth1"]},
+    "installable": True,
 }

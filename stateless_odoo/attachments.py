@@ -52,7 +52,7 @@ class KeepInDatabase:
     @classmethod
     def parse(cls, text, *, source=KEEP_IN_DATABASE_PARAM):
         """Parse the rule from JSON or a Python dict literal (the older addons' form)."""
-        if text is None or not str(text).strip():
+        if not text or not str(text).strip():
             return cls()
         try:
             value = json.loads(text)

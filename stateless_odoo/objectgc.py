@@ -110,11 +110,12 @@ def collect(cr, stores, *, only=None, limit=1000, lock_timeout="5s"):
     result.kept = cr.rowcount
     if stores is None or stores.disabled:
         return result
+    # only the objects of this kind of store: the others wait for their own
     cr.execute(
         f"""SELECT g.store_fname, pg_try_advisory_xact_lock(%s, hashtext(g.store_fname))
-            FROM {TABLE} g WHERE true {only_sql}
+            FROM {TABLE} g WHERE g.store_fname LIKE %s {only_sql}
             ORDER BY g.create_date, g.store_fname LIMIT %s""",
-        [OBJECT_LOCK_NAMESPACE, *params, limit],
+        [OBJECT_LOCK_NAMESPACE, f"{stores.kind}://%", *params, limit],
     )
     rows = cr.fetchall()
     free = [fname for fname, locked in rows if locked]

@@ -6,7 +6,14 @@ need the Swift libraries and the other way round.
 """
 
 from ..errors import ConfigError
-from .base import CHUNK_SIZE, DeleteResult, ObjectInfo, ObjectReader, ObjectStore
+from .base import (
+    CHUNK_SIZE,
+    DeleteResult,
+    ObjectInfo,
+    ObjectReader,
+    ObjectStore,
+    content_disposition,
+)
 
 KINDS = ("s3", "swift")
 
@@ -18,6 +25,7 @@ __all__ = [
     "ObjectReader",
     "ObjectStore",
     "build_store",
+    "content_disposition",
     "parse_object_url",
 ]
 

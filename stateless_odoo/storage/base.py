@@ -4,6 +4,7 @@ import abc
 import copy
 import io
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from ..errors import ObjectNotFound, ReadOnlyStore, StoreUnavailable
 
@@ -250,3 +251,11 @@ class ObjectStore(abc.ABC):
 
     def delete(self, key):
         return self.delete_many([key])
+
+
+def content_disposition(filename, inline=False):
+    """A Content-Disposition value that keeps non-ASCII file names (RFC 6266)."""
+    kind = "inline" if inline else "attachment"
+    ascii_name = "".join(c for c in filename.encode("ascii", "replace").decode() if c.isprintable())
+    ascii_name = ascii_name.replace('"', "").replace("\\", "")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -11,7 +11,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass, field
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
@@ -37,6 +37,7 @@ from .base import (
     ObjectReader,
     ObjectStore,
     _seekable,
+    content_disposition,
 )
 
 _logger = logging.getLogger(__name__)
@@ -496,11 +497,3 @@ def _info(key, answer):
         answer.get("ContentType"),
         answer.get("LastModified"),
     )
-
-
-def content_disposition(filename, inline=False):
-    """A Content-Disposition value that keeps non-ASCII file names (RFC 6266)."""
-    kind = "inline" if inline else "attachment"
-    ascii_name = "".join(c for c in filename.encode("ascii", "replace").decode() if c.isprintable())
-    ascii_name = ascii_name.replace('"', "").replace("\\", "")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -1,0 +1,1 @@
+from . import attachment_storage_migrate

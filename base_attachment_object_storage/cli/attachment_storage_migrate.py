@@ -1,0 +1,79 @@
+"""``odoo attachment_storage_migrate``: move every attachment where the storage wants it.
+
+The server-side entry point of the migration (``ir.attachment.force_storage()`` is the
+other): for a large filestore, run it once from one host before the switch, or again at
+any time; it resumes where a killed run stopped and refuses to run twice at once.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+from odoo import SUPERUSER_ID, api
+from odoo.cli import Command
+from odoo.exceptions import UserError
+from odoo.modules.registry import Registry
+from odoo.tools import config
+
+from stateless_odoo.errors import StatelessOdooError
+from stateless_odoo.migration import MigrationRunning
+
+_logger = logging.getLogger(__name__)
+
+EXIT_RUNNING = 3
+EXIT_SKIPPED = 4
+
+
+class AttachmentStorageMigrate(Command):
+    """Move attachments to the configured storage (object store, database, filestore)"""
+
+    name = "attachment_storage_migrate"
+
+    def run(self, args):
+        parser = argparse.ArgumentParser(
+            prog=f"{os.path.basename(sys.argv[0])} {self.name}",
+            description="Move every attachment of a database where ir_attachment.location"
+            " wants it: to the object store (small images, JS and CSS to the database),"
+            " or back to the database or the filestore. Safe to kill and to run again."
+            f" Exit status: 0 done, {EXIT_RUNNING} another migration is running,"
+            f" {EXIT_SKIPPED} some attachments could not be moved (named in the log),"
+            " 1 error.",
+        )
+        parser.add_argument("-c", "--config", help="Odoo configuration file")
+        parser.add_argument("-d", "--database", required=True, help="the database")
+        parser.add_argument("--addons-path", help="Odoo's addons path")
+        parser.add_argument(
+            "--location",
+            help="set ir_attachment.location first (s3, swift, db, file)",
+        )
+        options = parser.parse_args(args)
+        odoo_args = [f"--database={options.database}"]
+        if options.config:
+            odoo_args.append(f"--config={options.config}")
+        if options.addons_path:
+            odoo_args.append(f"--addons-path={options.addons_path}")
+        config.parse_config(odoo_args)
+        registry = Registry(options.database)
+        try:
+            migration = self._migration(registry, options)
+        except UserError as exc:
+            _logger.error("attachment migration not started: %s", exc.args[0])
+            sys.exit(1)
+        try:
+            report = migration.run()
+        except MigrationRunning as exc:
+            _logger.warning("%s", exc)
+            sys.exit(EXIT_RUNNING)
+        except StatelessOdooError as exc:
+            _logger.error("attachment migration stopped: %s", exc)
+            sys.exit(1)
+        sys.exit(EXIT_SKIPPED if report.skipped else 0)
+
+    @staticmethod
+    def _migration(registry, options):
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            if options.location:
+                env["ir.config_parameter"].set_param("ir_attachment.location", options.location)
+            return env["ir.attachment"]._object_storage_migration()

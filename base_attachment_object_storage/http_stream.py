@@ -1,0 +1,168 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""Serving an attachment whose content is in the object store.
+
+Odoo 18 serves attachments from ``ir.attachment._to_http_stream()`` without going
+through ``_file_read``. :class:`ObjectStream` is built there, after Odoo's access check,
+and answers in the mode ``ODOO_ATTACHMENT_SERVING`` chooses:
+
+- ``stream``: Odoo streams the object (chunks, never whole in memory), with ETag
+  (the checksum), conditional requests and byte ranges;
+- ``redirect``: a 302 to a presigned (S3) or temporary (Swift) URL valid
+  ``ODOO_ATTACHMENT_URL_EXPIRATION`` seconds, with the attachment's file name and type;
+- ``x-accel-redirect``: an empty answer whose ``X-Accel-Redirect`` header hands the
+  presigned URL to nginx (``ODOO_ATTACHMENT_X_ACCEL_PREFIX``; see the README).
+
+Code that needs the bytes (image resizing) reads ``stream.data``, loaded on first use;
+the answer then is Odoo's own.
+"""
+
+import logging
+from urllib.parse import urlsplit
+
+import werkzeug.exceptions
+import werkzeug.http
+from odoo.http import Response, Stream, request
+
+from stateless_odoo.errors import ObjectNotFound, StatelessOdooError
+from stateless_odoo.storage import content_disposition
+
+_logger = logging.getLogger(__name__)
+
+
+class ObjectStream(Stream):
+    """A Stream of type ``data`` whose data stays in the store until asked for."""
+
+    type = "data"
+
+    @classmethod
+    def from_object_attachment(cls, attachment):
+        Attachment = attachment.env["ir.attachment"]
+        stream = cls(
+            mimetype=attachment.mimetype,
+            download_name=attachment.name,
+            etag=attachment.checksum,
+            public=attachment.public,
+            last_modified=attachment.write_date,
+            size=attachment.file_size,
+        )
+        stream._attachment = attachment
+        stream._settings = Attachment._object_storage_settings()
+        stream._data = None
+        return stream
+
+    # the bytes, for code that transforms them (image resizing)
+    @property
+    def data(self):
+        if self._data is None:
+            self._data = self._attachment.raw
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = value
+
+    def _locate(self):
+        attachment = self._attachment
+        kind = attachment.store_fname.partition("://")[0]
+        return attachment._object_stores(kind).locate(attachment.store_fname)
+
+    def get_response(
+        self,
+        as_attachment=None,
+        immutable=None,
+        content_security_policy="default-src 'none'",
+        **send_file_kwargs,
+    ):
+        if self._data is not None:  # transformed or read: Odoo's own answer
+            return super().get_response(
+                as_attachment, immutable, content_security_policy, **send_file_kwargs
+            )
+        if as_attachment is None:
+            as_attachment = self.as_attachment
+        try:
+            store, key = self._locate()
+            mode = self._settings.serving
+            if mode == "stream":
+                res = self._streamed(store, key, as_attachment)
+            else:
+                url = store.presigned_get_url(
+                    key,
+                    expires=self._settings.url_expiration,
+                    filename=self.download_name,
+                    content_type=self.mimetype,
+                    inline=not as_attachment,
+                )
+                if mode == "redirect":
+                    res = self._redirect(url)
+                else:
+                    res = self._x_accel(url, as_attachment)
+        except ObjectNotFound as exc:
+            _logger.error("%s: %s", self._attachment._object_storage_describe(), exc)
+            raise werkzeug.exceptions.NotFound() from exc
+        except StatelessOdooError as exc:
+            _logger.error("%s: %s", self._attachment._object_storage_describe(), exc)
+            raise werkzeug.exceptions.ServiceUnavailable() from exc
+        res.headers["X-Content-Type-Options"] = "nosniff"
+        if content_security_policy:
+            res.headers["Content-Security-Policy"] = content_security_policy
+        return res
+
+    def _headers(self, as_attachment):
+        name = self.download_name or "file"
+        return {"Content-Disposition": content_disposition(name, inline=not as_attachment)}
+
+    def _streamed(self, store, key, as_attachment):
+        environ = request.httprequest.environ
+        etag = self.etag if isinstance(self.etag, str) else None
+        if not werkzeug.http.is_resource_modified(
+            environ, etag=etag, last_modified=self.last_modified
+        ):
+            res = Response(status=304)
+            if etag:
+                res.set_etag(etag)
+            return res
+        reader = store.open(key)
+        size = reader.info.size
+        res = Response(
+            reader,
+            mimetype=self.mimetype or "application/octet-stream",
+            headers=self._headers(as_attachment),
+            direct_passthrough=True,
+        )
+        res.content_length = size
+        if etag:
+            res.set_etag(etag)
+        if self.last_modified:
+            res.last_modified = self.last_modified
+        res.cache_control.private = True
+        if self.max_age is not None:
+            res.cache_control.max_age = self.max_age
+        # Range requests: werkzeug answers 206 with the asked part (or 416)
+        try:
+            res.make_conditional(environ, accept_ranges=True, complete_length=size)
+        except werkzeug.exceptions.HTTPException:
+            reader.close()
+            raise
+        if res.status_code in (304, 412):
+            reader.close()
+        return res
+
+    def _redirect(self, url):
+        res = request.redirect(url, code=302, local=False)
+        res.headers["Cache-Control"] = "no-store"
+        return res
+
+    def _x_accel(self, url, as_attachment):
+        parts = urlsplit(url)
+        target = f"{self._settings.x_accel_prefix}{parts.scheme}/{parts.netloc}{parts.path}"
+        if parts.query:
+            target += f"?{parts.query}"
+        res = Response(
+            status=200,
+            mimetype=self.mimetype or "application/octet-stream",
+            headers=self._headers(as_attachment),
+        )
+        res.headers["X-Accel-Redirect"] = target
+        res.headers["Content-Length"] = "0"
+        res.headers["Cache-Control"] = "private, no-store"
+        return res

@@ -1,0 +1,341 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""ir.attachment content in an object store: the Odoo glue of stateless_odoo.
+
+The decisions (where content goes, keys, garbage collection, migration) live in the
+core package; this file wires them to Odoo's extension points.
+"""
+
+import logging
+import threading
+
+import psycopg2
+from odoo import _, api, models
+from odoo.exceptions import AccessError, UserError
+from odoo.tools import config
+
+from stateless_odoo import objectgc
+from stateless_odoo.attachments import (
+    KEEP_IN_DATABASE_PARAM,
+    AttachmentSettings,
+    AttachmentStores,
+    KeepInDatabase,
+    find_update_module,
+    is_object_url,
+)
+from stateless_odoo.errors import ConfigError, StatelessOdooError
+from stateless_odoo.migration import Migration, MigrationRunning
+from stateless_odoo.storage import KINDS, parse_object_url
+
+_logger = logging.getLogger(__name__)
+
+_stores = {}
+_stores_lock = threading.Lock()
+
+
+def attachment_stores(kind, db_name, settings):
+    """The stores of ``db_name`` for ``kind``, built once per process (their clients
+    are rebuilt after a fork); a configuration error is raised at each use."""
+    cache_key = (kind, db_name, settings.disabled)
+    stores = _stores.get(cache_key)
+    if stores is None:
+        with _stores_lock:
+            stores = _stores.get(cache_key)
+            if stores is None:
+                stores = AttachmentStores(kind, db_name, disabled=settings.disabled)
+                _stores[cache_key] = stores
+    return stores
+
+
+class IrAttachment(models.Model):
+    _inherit = "ir.attachment"
+
+    # -- configuration ----------------------------------------------------------------
+
+    @api.model
+    def _object_storage_kinds(self):
+        """The kinds of store the installed addons provide (``s3``, ``swift``)."""
+        return []
+
+    @api.model
+    def _object_storage_settings(self):
+        return AttachmentSettings.from_env()
+
+    @api.model
+    def _object_storage_kind(self):
+        """The kind of store new content goes to, or None (location ``db``/``file``,
+        or DISABLE_ATTACHMENT_STORAGE)."""
+        location = super()._storage()
+        if location in self._object_storage_kinds():
+            return location
+        return None
+
+    @api.model
+    def _storage(self):
+        if self.env.context.get("stateless_keep_in_db"):
+            return "db"
+        location = super()._storage()
+        if location in self._object_storage_kinds() and (self._object_storage_settings().disabled):
+            return "db"  # the kill switch: new content in the database, no store touched
+        return location
+
+    @api.model
+    def _object_stores(self, kind=None):
+        """The stores of this database for ``kind`` (default: the configured one)."""
+        kind = kind or self._object_storage_kind()
+        try:
+            return attachment_stores(kind, self.env.cr.dbname, self._object_storage_settings())
+        except ConfigError as exc:
+            raise UserError(
+                _("The attachment storage is misconfigured: %(error)s", error=exc)
+            ) from exc
+
+    @api.model
+    def _keep_in_database_rule(self):
+        settings = self._object_storage_settings()
+        if settings.keep_in_database is not None:
+            return settings.keep_in_database
+        text = self.env["ir.config_parameter"].sudo().get_param(KEEP_IN_DATABASE_PARAM)
+        try:
+            return KeepInDatabase.parse(text)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from exc
+
+    # -- write --------------------------------------------------------------------------
+
+    def _get_datas_related_values(self, data, mimetype):
+        attachments = self
+        if (
+            data
+            and self._storage() in self._object_storage_kinds()
+            and self._keep_in_database_rule().keeps(mimetype, len(data))
+        ):
+            attachments = self.with_context(stateless_keep_in_db=True)
+        elif data:
+            attachments = self.with_context(stateless_mimetype=mimetype)
+        return super(IrAttachment, attachments)._get_datas_related_values(data, mimetype)
+
+    @api.model
+    def _file_write(self, bin_value, checksum):
+        kind = self._object_storage_kind()
+        if not kind or self._storage() != kind:
+            return super()._file_write(bin_value, checksum)
+        stores = self._object_stores(kind)
+        url = stores.url_for(checksum)
+        # a garbage collection must not delete the object between the check below and
+        # this transaction's commit; and if this transaction never commits, the object
+        # is a candidate for deletion (recorded in a transaction of its own)
+        objectgc.lock_objects(self.env.cr, [url])
+        if url not in self.env.cr.postcommit.data.get("stateless_gc", ()):
+            self._object_storage_mark_now(url)
+        store, key = stores.locate(url)
+        try:
+            if not store.exists(key):  # content addressed: the same content once
+                store.put(key, bin_value, content_type=self.env.context.get("stateless_mimetype"))
+        except StatelessOdooError as exc:
+            _logger.error("attachment content not stored: %s", exc)
+            raise UserError(
+                _("The file could not be saved in the object store: %(error)s", error=exc)
+            ) from exc
+        return url
+
+    @api.model
+    def _object_storage_mark_now(self, url):
+        """Record ``url`` as a deletion candidate in a transaction committed at once."""
+        try:
+            with self.env.registry.cursor() as side_cr:
+                side_cr.execute("SET LOCAL lock_timeout = '2s'")
+                objectgc.mark(side_cr, [url])
+        except psycopg2.Error as exc:
+            # another transaction is deleting the same content: it made it a candidate
+            _logger.info("%s not recorded as a candidate: %s", url, exc)
+
+    # -- read ---------------------------------------------------------------------------
+
+    def _object_storage_describe(self):
+        if len(self) == 1:
+            return _("attachment %(id)s (%(name)s)", id=self.id, name=self.name)
+        return _("attachment content")
+
+    @api.model
+    def _file_read(self, fname):
+        parts = parse_object_url(fname or "")
+        if parts is None:
+            return super()._file_read(fname)
+        try:
+            store, key = self._object_stores(parts[0]).locate(fname)
+            return store.get_bytes(key)
+        except (StatelessOdooError, UserError) as exc:
+            _logger.error("%s: cannot read %s: %s", self._object_storage_describe(), fname, exc)
+            raise UserError(
+                _(
+                    "The content of %(what)s cannot be read from the object store: %(error)s",
+                    what=self._object_storage_describe(),
+                    error=exc,
+                )
+            ) from exc
+
+    def _to_http_stream(self):
+        self.ensure_one()
+        if not is_object_url(self.store_fname):
+            return super()._to_http_stream()
+        from ..http_stream import ObjectStream
+
+        return ObjectStream.from_object_attachment(self)
+
+    # -- delete -------------------------------------------------------------------------
+
+    @api.model
+    def _file_delete(self, fname):
+        if not is_object_url(fname):
+            return super()._file_delete(fname)
+        # never inside the transaction: a candidate, collected once it committed
+        objectgc.mark(self.env.cr, [fname])
+        pending = self.env.cr.postcommit.data.setdefault("stateless_gc", set())
+        if not pending:
+            registry, dbname = self.env.registry, self.env.cr.dbname
+
+            @self.env.cr.postcommit.add
+            def collect_after_commit():
+                try:
+                    with registry.cursor() as cr:
+                        env = api.Environment(cr, api.SUPERUSER_ID, {})
+                        env["ir.attachment"]._object_storage_collect(only=sorted(pending))
+                except Exception:
+                    _logger.warning(
+                        "%s: objects of deleted attachments are left for the next garbage"
+                        " collection",
+                        dbname,
+                        exc_info=True,
+                    )
+
+        pending.add(fname)
+        return None
+
+    @api.model
+    def _object_storage_collect(self, only=None, limit=1000):
+        """Delete the objects no attachment references any more (this database's, in
+        this environment's container only). Runs in its own transaction: call it on a
+        fresh cursor."""
+        settings = self._object_storage_settings()
+        if settings.disabled:
+            return None
+        kinds = {parse_object_url(u)[0] for u in only} if only else set(KINDS)
+        results = []
+        for kind in sorted(kinds):
+            try:
+                stores = attachment_stores(kind, self.env.cr.dbname, settings)
+            except ConfigError:
+                continue  # that kind is not configured here: nothing of it is deleted
+            results.append(objectgc.collect(self.env.cr, stores, only=only, limit=limit))
+            self.env.cr.commit()
+        return results
+
+    @api.autovacuum
+    def _gc_object_storage(self):
+        """Daily: objects of deleted attachments and of aborted transactions."""
+        cr = self.env.registry.cursor()
+        try:
+            env = self.env(cr=cr)
+            env["ir.attachment"]._object_storage_collect(limit=100000)
+        finally:
+            cr.close()
+
+    # -- migrate ------------------------------------------------------------------------
+
+    @api.model
+    def _object_storage_migration(self, *, files_only=False):
+        """The migration that moves every attachment where the configuration wants it."""
+        settings = self._object_storage_settings()
+        if settings.disabled:
+            raise UserError(_("DISABLE_ATTACHMENT_STORAGE is set: attachments are not moved."))
+        kind = self._object_storage_kind()
+        target = "store" if kind else self._storage()
+        stores = None
+        if kind:
+            stores = self._object_stores(kind)
+        else:
+            # the way back: objects are read through the configured kinds
+            for candidate in self._object_storage_kinds():
+                try:
+                    stores = attachment_stores(candidate, self.env.cr.dbname, settings)
+                except ConfigError:
+                    continue
+        return Migration(
+            self.env.registry.cursor,
+            target=target,
+            stores=stores,
+            filestore=config.filestore(self.env.cr.dbname),
+            rule=self._keep_in_database_rule(),
+            batch_size=settings.migration_batch,
+            threads=settings.migration_threads,
+            files_only=files_only,
+        )
+
+    @api.model
+    def force_storage(self):
+        """Move every attachment where the storage wants it (admins only)."""
+        if not self.env.is_admin():
+            raise AccessError(_("Only administrators can execute this action."))
+        location = self._storage()
+        if location not in self._object_storage_kinds() and not self._has_objects():
+            return super().force_storage()
+        migration = self._object_storage_migration()
+        self.env.flush_all()
+        self.env.cr.commit()  # the migration's own transactions must see every row
+        try:
+            report = migration.run()
+        except MigrationRunning as exc:
+            raise UserError(str(exc)) from exc
+        self.env.invalidate_all()
+        if not report.ok:
+            raise UserError(
+                _(
+                    "%(count)s attachments could not be moved (see the server log): %(ids)s",
+                    count=sum(len(ids) for ids, _s, _r in report.skipped),
+                    ids=", ".join(str(i) for ids, _s, _r in report.skipped for i in ids),
+                )
+            )
+        return True
+
+    @api.model
+    def _has_objects(self):
+        self.env.cr.execute(
+            "SELECT 1 FROM ir_attachment WHERE store_fname LIKE 's3://%%'"
+            " OR store_fname LIKE 'swift://%%' LIMIT 1"
+        )
+        return bool(self.env.cr.fetchone())
+
+    # -- after an install or upgrade ------------------------------------------------------
+
+    def _register_hook(self):
+        super()._register_hook()
+        if not self._object_storage_kind() or self._object_storage_settings().disabled:
+            return
+        # load_modules calls the hooks at the end of loading with a local
+        # update_module, truthy after an install or upgrade: modules loaded before this
+        # one may have written files to the local filestore, which this process is
+        # about to forget. Nothing else tells a hook that modules were just updated.
+        if not find_update_module():
+            return
+        self.env.flush_all()
+        self.env.cr.commit()
+        try:
+            report = self._object_storage_migration(files_only=True).run()
+        except MigrationRunning:
+            _logger.info(
+                "local files written by the upgrade are left to the migration already running"
+            )
+            return
+        except (StatelessOdooError, UserError) as exc:
+            _logger.error("local files written by the upgrade were not moved: %s", exc)
+            return
+        if report.moved:
+            _logger.info(
+                "%d attachments written to the local filestore during loading moved to"
+                " the object store",
+                report.moved,
+            )
+
+    def init(self):
+        super().init()
+        objectgc.ensure_table(self.env.cr)

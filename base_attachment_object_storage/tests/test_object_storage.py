@@ -1,0 +1,270 @@
+"""ir.attachment in a real Odoo 18 against the real Swift, through its S3 and Swift APIs.
+
+The runner (scripts/odoo_tier.py) gives Odoo AWS_* and SWIFT_* variables naming one
+container of the test Swift; every test runs once per kind of store.
+"""
+
+import os
+import socket
+
+from odoo.exceptions import UserError
+from odoo.tests import TransactionCase, tagged
+
+from stateless_odoo import objectgc
+
+from .common import ObjectStorageMixin
+
+
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@tagged("post_install", "-at_install")
+class TestWriteRead(ObjectStorageMixin, TransactionCase):
+    def create_pdf(self, data=None, name="report.pdf"):
+        return self.env["ir.attachment"].create(
+            {"name": name, "raw": data or self.random_pdf(), "mimetype": "application/pdf"}
+        )
+
+    def test_content_goes_to_the_store_namespaced_by_database(self):
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                self.use_location(self.env, kind)
+                data = self.random_pdf()
+                att = self.create_pdf(data)
+                container = self.store_of[kind].container
+                prefix = f"{kind}://{container}/{self.env.cr.dbname}/{att.checksum[:2]}/"
+                self.assertEqual(att.store_fname, prefix + att.checksum)
+                self.assertFalse(att.db_datas)
+                self.assertEqual(self.object_bytes(att.store_fname), data)
+                att.invalidate_recordset()
+                self.assertEqual(att.raw, data)
+
+    def test_small_images_js_and_css_stay_in_the_database(self):
+        self.use_location(self.env, "s3")
+        Attachment = self.env["ir.attachment"]
+        small = Attachment.create({"name": "i.png", "raw": b"\x89PNG" + b"0" * 100})
+        js = Attachment.create(
+            {"name": "a.js", "raw": b"x" * 200_000, "mimetype": "application/javascript"}
+        )
+        big_image = Attachment.create(
+            {"name": "big.png", "raw": b"\x89PNG" + os.urandom(60_000), "mimetype": "image/png"}
+        )
+        self.assertFalse(small.store_fname)
+        self.assertFalse(js.store_fname)
+        self.assertTrue(big_image.store_fname.startswith("s3://"))
+        # the older addons' parameter changes the rule
+        self.env["ir.config_parameter"].set_param(
+            "ir_attachment.storage.force.database", '{"application/pdf": 0}'
+        )
+        self.assertFalse(self.create_pdf().store_fname)
+
+    def test_the_same_content_is_uploaded_once(self):
+        self.use_location(self.env, "swift")
+        data = self.random_pdf()
+        first = self.create_pdf(data)
+        stores = self.env["ir.attachment"]._object_stores("swift")
+        store, _key = stores.locate(first.store_fname)
+        calls = []
+        put = type(store).put
+
+        def counting_put(this, *args, **kwargs):
+            calls.append(args[0])
+            return put(this, *args, **kwargs)
+
+        type(store).put = counting_put
+        try:
+            second = self.create_pdf(data, name="copy.pdf")
+        finally:
+            type(store).put = put
+        self.assertEqual(second.store_fname, first.store_fname)
+        self.assertEqual(calls, [])
+
+    def test_missing_object_is_an_error_naming_the_attachment(self):
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                self.use_location(self.env, kind)
+                att = self.create_pdf()
+                store, key = att._object_stores(kind).locate(att.store_fname)
+                store.delete(key)
+                att.invalidate_recordset()
+                with self.assertRaises(UserError) as err, self.assertLogs(level="ERROR"):
+                    att.raw  # noqa: B018
+                self.assertIn(f"attachment {att.id}", str(err.exception))
+
+    def test_store_down_during_create_fails_and_writes_nothing(self):
+        self.use_location(self.env, "s3")
+        count = self.env["ir.attachment"].search_count([])
+        port = closed_port()
+        with self.environ(
+            AWS_HOST=f"http://127.0.0.1:{port}", AWS_MAX_ATTEMPTS="1", AWS_CONNECT_TIMEOUT="1"
+        ):
+            with self.assertRaises(UserError) as err, self.assertLogs(level="ERROR"):
+                with self.env.cr.savepoint():
+                    self.create_pdf()
+        self.assertIn("object store", str(err.exception))
+        self.assertEqual(self.env["ir.attachment"].search_count([]), count)
+
+    def test_wrong_variable_is_named(self):
+        self.use_location(self.env, "s3")
+        with self.environ(AWS_READ_TIMEOUT="soon"), self.assertRaises(UserError) as err:
+            self.create_pdf()
+        self.assertIn("AWS_READ_TIMEOUT", str(err.exception))
+
+    def test_objects_of_another_environment_are_read_never_deleted(self):
+        self.use_location(self.env, "s3")
+        prod = self.store_of["s3"].readonly_view("prod-copy-source")
+        prod = type(prod)(prod.settings, "prod-copy-source")  # writable, for the setup
+        prod.ensure_container()
+        data = self.random_pdf()
+        att_checksum = self.env["ir.attachment"]._compute_checksum(data)
+        key = f"prod/{att_checksum[:2]}/{att_checksum}"
+        prod.with_key_prefix("").put(key, data)
+        url = f"s3://prod-copy-source/{key}"
+        self.env.cr.execute(
+            "INSERT INTO ir_attachment (name, type, store_fname, checksum, file_size,"
+            " mimetype) VALUES ('prod.pdf', 'binary', %s, %s, %s, 'application/pdf')"
+            " RETURNING id",
+            (url, att_checksum, len(data)),
+        )
+        att = self.env["ir.attachment"].browse(self.env.cr.fetchone()[0])
+        self.assertEqual(att.raw, data)
+        self.assertFalse(att._object_stores("s3").owns(url))
+
+    def test_kill_switch_keeps_new_content_in_the_database(self):
+        self.use_location(self.env, "swift")
+        with self.environ(DISABLE_ATTACHMENT_STORAGE="1"):
+            att = self.create_pdf()
+            self.assertFalse(att.store_fname)
+            self.assertTrue(att.db_datas)
+            with self.assertRaises(UserError):
+                self.env["ir.attachment"]._object_storage_migration()
+
+
+@tagged("post_install", "-at_install")
+class TestCommitted(ObjectStorageMixin, TransactionCase):
+    """What needs real commits: garbage collection, migration, the upgrade hook."""
+
+    def tearDown(self):
+        with self.committed_env() as env:
+            env["ir.attachment"].search([("name", "like", "committed-test-%")]).unlink()
+            self.use_location(env, "file")
+        super().tearDown()
+
+    def test_unlinked_content_is_deleted_after_commit_only(self):
+        data = self.random_pdf()
+        with self.committed_env() as env:
+            self.use_location(env, "s3")
+            att_id = (
+                env["ir.attachment"]
+                .create({"name": "committed-test-gc", "raw": data, "mimetype": "application/pdf"})
+                .id
+            )
+        with self.committed_env() as env:
+            url = env["ir.attachment"].browse(att_id).store_fname
+        self.assertTrue(self.object_exists(url))
+        # rolled back: the object stays
+        with self.registry.cursor() as cr:
+            env = self.env(cr=cr)
+            env["ir.attachment"].browse(att_id).unlink()
+            self.assertTrue(self.object_exists(url), "deleted inside the transaction")
+            cr.rollback()
+        self.assertTrue(self.object_exists(url))
+        with self.committed_env() as env:
+            env["ir.attachment"]._object_storage_collect()
+        self.assertTrue(self.object_exists(url))
+        # committed: collected after the commit
+        with self.committed_env() as env:
+            env["ir.attachment"].browse(att_id).unlink()
+        self.assertFalse(self.object_exists(url))
+
+    def test_force_storage_moves_the_filestore_and_pulls_small_images_back(self):
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                with self.committed_env() as env:
+                    self.use_location(env, "file")
+                    Attachment = env["ir.attachment"]
+                    pdf = Attachment.create(
+                        {"name": "committed-test-pdf", "raw": self.random_pdf()}
+                    )
+                    # a field attachment, hidden by search(): migrated too
+                    field = Attachment.create(
+                        {
+                            "name": "committed-test-field",
+                            "raw": self.random_pdf(),
+                            "res_model": "res.partner",
+                            "res_field": "image_1920",
+                            "res_id": 1,
+                        }
+                    )
+                    env.cr.execute(
+                        "UPDATE ir_attachment SET mimetype = 'application/pdf' WHERE id = %s",
+                        (field.id,),
+                    )
+                    icon = Attachment.create(
+                        {"name": "committed-test-icon.png", "raw": b"\x89PNG" + b"1" * 99}
+                    )
+                    before = {a.id: (a.raw, a.store_fname) for a in pdf | field | icon}
+                for fname in (v[1] for v in before.values()):
+                    self.assertTrue(os.path.exists(env["ir.attachment"]._full_path(fname)))
+                with self.committed_env() as env:
+                    self.use_location(env, kind)
+                    env["ir.attachment"].force_storage()
+                with self.committed_env() as env:
+                    after = (
+                        env["ir.attachment"].browse(list(before)).with_context(active_test=False)
+                    )
+                    for att in after:
+                        self.assertEqual(att.raw, before[att.id][0])
+                    by_name = {a.name: a for a in after}
+                    self.assertTrue(by_name["committed-test-pdf"].store_fname.startswith(kind))
+                    self.assertTrue(by_name["committed-test-field"].store_fname.startswith(kind))
+                    self.assertFalse(by_name["committed-test-icon.png"].store_fname)
+                for fname in (v[1] for v in before.values()):
+                    self.assertFalse(os.path.exists(env["ir.attachment"]._full_path(fname)))
+                with self.committed_env() as env:
+                    env["ir.attachment"].browse(list(before)).unlink()
+
+    def test_upgrade_hook_moves_what_modules_wrote_locally(self):
+        with self.committed_env() as env:
+            self.use_location(env, "file")
+            att_id = (
+                env["ir.attachment"]
+                .create({"name": "committed-test-upgrade", "raw": self.random_pdf()})
+                .id
+            )
+            self.use_location(env, "swift")
+
+        def load_modules(env, update_module):
+            # stands for Odoo's load_modules; another addon's override in between
+            def other_addon_hook():
+                env["ir.attachment"]._register_hook()
+
+            other_addon_hook()
+
+        with self.committed_env() as env:
+            load_modules(env, update_module=False)
+            self.assertNotIn("://", env["ir.attachment"].browse(att_id).store_fname)
+        with self.committed_env() as env:
+            load_modules(env, update_module={"sale": 1})
+        with self.committed_env() as env:
+            self.assertTrue(env["ir.attachment"].browse(att_id).store_fname.startswith("swift"))
+
+    def test_two_migrations_at_once(self):
+        with self.registry.cursor() as holder:
+            holder.execute(
+                "SELECT pg_advisory_lock(%s, %s)",
+                (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+            )
+            try:
+                with self.committed_env() as env:
+                    self.use_location(env, "s3")
+                    with self.assertRaisesRegex(UserError, "another attachment migration"):
+                        env["ir.attachment"].force_storage()
+            finally:
+                holder.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)",
+                    (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+                )
