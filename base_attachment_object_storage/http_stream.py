@@ -6,7 +6,8 @@ through ``_file_read``. :class:`ObjectStream` is built there, after Odoo's acces
 and answers in the mode ``ODOO_ATTACHMENT_SERVING`` chooses:
 
 - ``stream``: Odoo streams the object (chunks, never whole in memory), with ETag
-  (the checksum), conditional requests and byte ranges;
+  (the checksum), conditional requests and byte ranges (only the part asked for is read
+  from the store);
 - ``redirect``: a 302 to a presigned (S3) or temporary (Swift) URL valid
   ``ODOO_ATTACHMENT_URL_EXPIRATION`` seconds, with the attachment's file name and type;
 - ``x-accel-redirect``: an empty answer whose ``X-Accel-Redirect`` header hands the
@@ -112,24 +113,29 @@ class ObjectStream(Stream):
         return {"Content-Disposition": content_disposition(name, inline=not as_attachment)}
 
     def _streamed(self, store, key, as_attachment):
-        environ = request.httprequest.environ
+        httprequest = request.httprequest
         etag = self.etag if isinstance(self.etag, str) else None
         if not werkzeug.http.is_resource_modified(
-            environ, etag=etag, last_modified=self.last_modified
+            httprequest.environ, etag=etag, last_modified=self.last_modified
         ):
             res = Response(status=304)
             if etag:
                 res.set_etag(etag)
             return res
-        reader = store.open(key)
-        size = reader.info.size
+        byte_range = self._wanted_range(httprequest, etag)
+        reader = store.open(key, byte_range=byte_range)
         res = Response(
             reader,
+            status=206 if byte_range else 200,
             mimetype=self.mimetype or "application/octet-stream",
             headers=self._headers(as_attachment),
             direct_passthrough=True,
         )
-        res.content_length = size
+        res.content_length = reader.info.size
+        if byte_range:
+            start, stop = byte_range
+            res.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{self.size}"
+        res.headers["Accept-Ranges"] = "bytes"
         if etag:
             res.set_etag(etag)
         if self.last_modified:
@@ -137,15 +143,27 @@ class ObjectStream(Stream):
         res.cache_control.private = True
         if self.max_age is not None:
             res.cache_control.max_age = self.max_age
-        # Range requests: werkzeug answers 206 with the asked part (or 416)
-        try:
-            res.make_conditional(environ, accept_ranges=True, complete_length=size)
-        except werkzeug.exceptions.HTTPException:
-            reader.close()
-            raise
-        if res.status_code in (304, 412):
-            reader.close()
         return res
+
+    def _wanted_range(self, httprequest, etag):
+        """``(start, stop)`` of a single satisfiable Range, None for the whole body
+        (no Range, several ranges, an If-Range that does not match, an unparsable
+        header); 416 for a single range outside the object. Only that part is read
+        from the store."""
+        if not httprequest.headers.get("Range") or not self.size:
+            return None
+        ranges = httprequest.range
+        if ranges is None or ranges.units != "bytes":
+            return None
+        if_range = httprequest.headers.get("If-Range")
+        if if_range and if_range.strip('"') != etag:
+            return None
+        if len(ranges.ranges) != 1:
+            return None
+        wanted = ranges.range_for_length(self.size)
+        if wanted is None:
+            raise werkzeug.exceptions.RequestedRangeNotSatisfiable(length=self.size)
+        return wanted
 
     def _redirect(self, url):
         res = request.redirect(url, code=302, local=False)

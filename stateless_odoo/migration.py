@@ -50,6 +50,10 @@ class MigrationRunning(StatelessOdooError):
     """Another migration of this database holds the lock."""
 
 
+class _Unreadable(Exception):
+    """A content this process cannot read: its row is skipped and named."""
+
+
 @dataclass
 class MigrationReport:
     target: str
@@ -108,11 +112,13 @@ class Migration:
         batch_size=500,
         threads=8,
         files_only=False,
+        read_stores=(),
         logger=None,
     ):
         """``target``: ``store``, ``db`` or ``file``. ``stores``: the database's
         :class:`~.attachments.AttachmentStores` (needed to write to a store and to read
-        objects). ``filestore``: the database's filestore directory. ``files_only``:
+        objects). ``read_stores``: the stores of other kinds, to read (and collect) their
+        objects. ``filestore``: the database's filestore directory. ``files_only``:
         move only rows whose content is a local file (the after-upgrade pass)."""
         if target not in TARGETS:
             raise ValueError(f"target {target!r} is not one of {TARGETS}")
@@ -123,6 +129,9 @@ class Migration:
         self.cursor_factory = cursor_factory
         self.target = target
         self.stores = stores
+        self.stores_by_kind = {s.kind: s for s in read_stores}
+        if stores is not None:
+            self.stores_by_kind[stores.kind] = stores
         self.filestore = filestore
         self.rule = rule or KeepInDatabase()
         self.batch_size = batch_size
@@ -294,9 +303,11 @@ class Migration:
         # the batch is committed: local files and objects no row references can go
         if to_remove:
             report.files_removed += self._remove_files(to_remove)
-        if to_collect and self.stores is not None:
-            with self._cursor() as cr:
-                objectgc.collect(cr, self.stores, only=to_collect)
+        for stores in self.stores_by_kind.values():
+            mine = [url for url in to_collect if url.startswith(f"{stores.kind}://")]
+            if mine:
+                with self._cursor() as cr:
+                    objectgc.collect(cr, stores, only=mine)
         return len(rows), rows[-1][0]
 
     def _plan(self, rows):
@@ -350,7 +361,7 @@ class Migration:
                 while hashing.read(1024 * 1024):
                     pass
             return hashing.sha1.hexdigest()
-        except (OSError, ValueError, StatelessOdooError) as exc:  # reported on the move
+        except (OSError, ValueError, StatelessOdooError, _Unreadable) as exc:  # see the move
             self.log.debug("cannot hash %s: %s", group.source, exc)
             return None
 
@@ -362,7 +373,10 @@ class Migration:
 
             return io.BytesIO(group.data or b"")
         if is_object_url(group.source):
-            store, key = self.stores.locate(group.source)
+            kind = group.source.partition("://")[0]
+            if kind not in self.stores_by_kind:
+                raise _Unreadable(f"no {kind} store is configured here to read its object")
+            store, key = self.stores_by_kind[kind].locate(group.source)
             return store.open(key)
         return open(self._local_path(group.source), "rb")
 
@@ -407,6 +421,8 @@ class Migration:
                 return None
             with self._open_source(group) as stream:
                 return self._write_file(group, iter(lambda: stream.read(1024 * 1024), b""))
+        except _Unreadable as exc:
+            return str(exc)
         except FileNotFoundError as exc:
             return f"its file is missing from the filestore ({exc.filename or exc})"
         except StatelessOdooError as exc:

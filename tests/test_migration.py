@@ -191,6 +191,17 @@ def test_bad_rows_are_skipped_and_named(services, make_fresh_store, filestore, c
     assert f"ir.attachment {corrupt}" in caplog.text
 
 
+def test_objects_of_an_unconfigured_kind_are_skipped(services, make_fresh_store, filestore):
+    container = make_fresh_store("s3")
+    stores = AttachmentStores("s3", DB, environ_for("s3", services, container.container))
+    att = filestore._insert("w", f"swift://c/{DB}/aa/{'a' * 40}", None, "a" * 40, "x/y", 3)
+    report = migration(filestore, "db", None, read_stores=[stores]).run()
+    assert [(ids, reason) for ids, _s, reason in report.skipped] == [
+        ([att], "no swift store is configured here to read its object")
+    ]
+    assert filestore.rows()[att][0].startswith("swift://")
+
+
 def test_a_second_migration_refuses_to_start(services, make_fresh_store, filestore):
     container = make_fresh_store("s3")
     stores = AttachmentStores("s3", DB, environ_for("s3", services, container.container))

@@ -90,6 +90,18 @@ def test_streamed_read_in_chunks_and_by_read(store):
     assert head + rest == data
 
 
+def test_ranged_read_streams_only_the_part(store):
+    payload = os.urandom(300_000)
+    store.put("ranged", payload)
+    with store.open("ranged", byte_range=(1000, 2000)) as reader:
+        assert reader.info.size == 1000
+        assert reader.readall() == payload[1000:2000]
+    with store.open("ranged", byte_range=(299_990, 300_000), chunk_size=4) as reader:
+        assert b"".join(reader) == payload[-10:]
+    with pytest.raises(ValueError):
+        store.open("ranged", byte_range=(5, 5))
+
+
 def test_overwrite(store):
     store.put("k", b"one")
     store.put("k", b"two")

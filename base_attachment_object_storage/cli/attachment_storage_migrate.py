@@ -38,7 +38,7 @@ class AttachmentStorageMigrate(Command):
             " or back to the database or the filestore. Safe to kill and to run again."
             f" Exit status: 0 done, {EXIT_RUNNING} another migration is running,"
             f" {EXIT_SKIPPED} some attachments could not be moved (named in the log),"
-            " 1 error.",
+            " 1 error. Other options are Odoo's (--db_host, --data-dir, ...).",
         )
         parser.add_argument("-c", "--config", help="Odoo configuration file")
         parser.add_argument("-d", "--database", required=True, help="the database")
@@ -47,8 +47,8 @@ class AttachmentStorageMigrate(Command):
             "--location",
             help="set ir_attachment.location first (s3, swift, db, file)",
         )
-        options = parser.parse_args(args)
-        odoo_args = [f"--database={options.database}"]
+        options, odoo_args = parser.parse_known_args(args)
+        odoo_args.append(f"--database={options.database}")
         if options.config:
             odoo_args.append(f"--config={options.config}")
         if options.addons_path:

@@ -250,16 +250,14 @@ class IrAttachment(models.Model):
             raise UserError(_("DISABLE_ATTACHMENT_STORAGE is set: attachments are not moved."))
         kind = self._object_storage_kind()
         target = "store" if kind else self._storage()
-        stores = None
-        if kind:
-            stores = self._object_stores(kind)
-        else:
-            # the way back: objects are read through the configured kinds
-            for candidate in self._object_storage_kinds():
-                try:
-                    stores = attachment_stores(candidate, self.env.cr.dbname, settings)
-                except ConfigError:
-                    continue
+        stores = self._object_stores(kind) if kind else None
+        # objects are read (and, once moved, collected) through every configured kind
+        read_stores = []
+        for other in KINDS:
+            try:
+                read_stores.append(attachment_stores(other, self.env.cr.dbname, settings))
+            except ConfigError:
+                continue
         return Migration(
             self.env.registry.cursor,
             target=target,
@@ -269,6 +267,7 @@ class IrAttachment(models.Model):
             batch_size=settings.migration_batch,
             threads=settings.migration_threads,
             files_only=files_only,
+            read_stores=read_stores,
         )
 
     @api.model

@@ -6,6 +6,8 @@ container of the test Swift; every test runs once per kind of store.
 
 import os
 import socket
+import threading
+import time
 
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
@@ -106,6 +108,28 @@ class TestWriteRead(ObjectStorageMixin, TransactionCase):
                     self.create_pdf()
         self.assertIn("object store", str(err.exception))
         self.assertEqual(self.env["ir.attachment"].search_count([]), count)
+
+    def test_slow_store_is_bounded_by_the_timeout(self):
+        # a store that accepts connections and never answers (a real server cannot be
+        # made to hang on demand: this socket plays a stuck store)
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        self.use_location(self.env, "s3")
+        started = time.monotonic()
+        try:
+            with self.environ(
+                AWS_HOST=f"http://127.0.0.1:{server.getsockname()[1]}",
+                AWS_READ_TIMEOUT="1",
+                AWS_MAX_ATTEMPTS="2",
+            ):
+                with self.assertRaises(UserError), self.assertLogs(level="ERROR"):
+                    with self.env.cr.savepoint():
+                        self.create_pdf()
+        finally:
+            server.close()
+        # well below Odoo's limit_time_real (120 s by default)
+        self.assertLess(time.monotonic() - started, 30)
 
     def test_wrong_variable_is_named(self):
         self.use_location(self.env, "s3")
@@ -251,6 +275,63 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
             load_modules(env, update_module={"sale": 1})
         with self.committed_env() as env:
             self.assertTrue(env["ir.attachment"].browse(att_id).store_fname.startswith("swift"))
+
+    def test_unlink_racing_a_create_of_the_same_content_keeps_the_object(self):
+        data = self.random_pdf()
+        with self.committed_env() as env:
+            self.use_location(env, "swift")
+            att_id = (
+                env["ir.attachment"]
+                .create({"name": "committed-test-race", "raw": data, "mimetype": "application/pdf"})
+                .id
+            )
+            url = env["ir.attachment"].browse(att_id).store_fname
+        creator = self.registry.cursor()  # creates the same content, commits later
+        try:
+            env_b = self.env(cr=creator)
+            copy = env_b["ir.attachment"].create(
+                {"name": "committed-test-race-2", "raw": data, "mimetype": "application/pdf"}
+            )
+            self.assertEqual(copy.store_fname, url)
+            env_b.flush_all()
+            # the last committed row goes; its collection waits for the creator (SHARE
+            # lock): let the creator commit a moment later
+            timer = threading.Timer(0.5, creator.commit)
+            timer.start()
+            with self.committed_env() as env:
+                env["ir.attachment"].browse(att_id).unlink()
+            timer.join()
+        finally:
+            creator.close()
+        self.assertTrue(self.object_exists(url), "robbed by a concurrent unlink")
+        with self.committed_env() as env:
+            env["ir.attachment"]._object_storage_collect()
+        self.assertTrue(self.object_exists(url))
+
+    def test_a_copy_in_another_environment_deletes_nothing_there(self):
+        prod = self.store_of["s3"].readonly_view("prod-copy-source")
+        prod = type(prod)(prod.settings, "prod-copy-source")
+        prod.ensure_container()
+        data = self.random_pdf()
+        checksum = self.env["ir.attachment"]._compute_checksum(data)
+        key = f"prod/{checksum[:2]}/{checksum}"
+        prod.with_key_prefix("").put(key, data)
+        url = f"s3://prod-copy-source/{key}"
+        with self.committed_env() as env:
+            self.use_location(env, "s3")
+            env.cr.execute(
+                "INSERT INTO ir_attachment (name, type, store_fname, checksum, file_size,"
+                " mimetype) VALUES ('committed-test-prod', 'binary', %s, %s, %s,"
+                " 'application/pdf') RETURNING id",
+                (url, checksum, len(data)),
+            )
+            att_id = env.cr.fetchone()[0]
+        with self.committed_env() as env:
+            env["ir.attachment"].browse(att_id).unlink()
+        with self.committed_env() as env:
+            env["ir.attachment"]._object_storage_collect()
+        self.assertTrue(prod.with_key_prefix("").exists(key))
+        prod.with_key_prefix("").delete(key)
 
     def test_two_migrations_at_once(self):
         with self.registry.cursor() as holder:

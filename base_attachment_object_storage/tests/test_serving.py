@@ -38,6 +38,16 @@ class TestServing(ObjectStorageMixin, HttpCase):
                 self.assertEqual(part.status_code, 206)
                 self.assertEqual(part.content, self.data[1000:2000])
                 self.assertEqual(part.headers["Content-Range"], f"bytes 1000-1999/{len(self.data)}")
+                tail = self.url_open(self.url(att), headers={"Range": "bytes=-100"})
+                self.assertEqual((tail.status_code, tail.content), (206, self.data[-100:]))
+                beyond = self.url_open(
+                    self.url(att), headers={"Range": f"bytes={len(self.data) + 10}-"}
+                )
+                self.assertEqual(beyond.status_code, 416)
+                stale = self.url_open(
+                    self.url(att), headers={"Range": "bytes=0-9", "If-Range": '"other"'}
+                )
+                self.assertEqual((stale.status_code, stale.content), (200, self.data))
                 cached = self.url_open(
                     self.url(att), headers={"If-None-Match": f'"{att.checksum}"'}
                 )

@@ -112,6 +112,14 @@ class ObjectReader(io.RawIOBase):
                 super().close()
 
 
+def range_header(byte_range):
+    """The HTTP Range header value of ``(start, stop)`` (stop excluded)."""
+    start, stop = byte_range
+    if not 0 <= start < stop:
+        raise ValueError(f"{byte_range!r} is not a byte range")
+    return f"bytes={start}-{stop - 1}"
+
+
 def _seekable(stream):
     try:
         return bool(stream.seekable())
@@ -202,8 +210,12 @@ class ObjectStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def open(self, key, *, chunk_size=CHUNK_SIZE):
-        """Return an :class:`ObjectReader` streaming the object's content."""
+    def open(self, key, *, chunk_size=CHUNK_SIZE, byte_range=None):
+        """Return an :class:`ObjectReader` streaming the object's content.
+
+        ``byte_range``, ``(start, stop)`` with ``stop`` excluded, asks for that part
+        only; the reader's ``info.size`` is then the part's length.
+        """
 
     @abc.abstractmethod
     def head(self, key):

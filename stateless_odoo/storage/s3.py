@@ -38,6 +38,7 @@ from .base import (
     ObjectStore,
     _seekable,
     content_disposition,
+    range_header,
 )
 
 _logger = logging.getLogger(__name__)
@@ -360,9 +361,10 @@ class S3Store(ObjectStore):
             raise StorageError(f"put: {exc}", store=self.name, key=key) from exc
         return self.head(key)
 
-    def open(self, key, *, chunk_size=CHUNK_SIZE):
+    def open(self, key, *, chunk_size=CHUNK_SIZE, byte_range=None):
+        extra = {"Range": range_header(byte_range)} if byte_range else {}
         try:
-            answer = self.client.get_object(Bucket=self.container, Key=self._full_key(key))
+            answer = self.client.get_object(Bucket=self.container, Key=self._full_key(key), **extra)
         except _BOTO_ERRORS as exc:
             raise self._error(exc, "get", key) from exc
         body = answer["Body"]

@@ -41,6 +41,7 @@ from .base import (
     ObjectReader,
     ObjectStore,
     _seekable,
+    range_header,
 )
 
 _logger = logging.getLogger(__name__)
@@ -393,10 +394,12 @@ class SwiftStore(ObjectStore):
             backoff = min(backoff * 2, 4)
         raise AssertionError("unreachable")
 
-    def open(self, key, *, chunk_size=CHUNK_SIZE):
+    def open(self, key, *, chunk_size=CHUNK_SIZE, byte_range=None):
+        # swiftclient does not resume ranged reads: a cut part is an error (counted)
+        extra = {"headers": {"Range": range_header(byte_range)}} if byte_range else {}
         try:
             headers, body = self.connection.get_object(
-                self.container, self._full_key(key), resp_chunk_size=chunk_size
+                self.container, self._full_key(key), resp_chunk_size=chunk_size, **extra
             )
         except self._ERRORS as exc:
             raise self._error(exc, "get", key) from exc

@@ -1,0 +1,185 @@
+"""``/web/content`` of attachments in the object store against the local filestore.
+
+One real Odoo 18 (prefork, 2 workers, ``attachment_s3``) on a fresh database; 4 KB and
+1 MB attachments are created once in the filestore (``ir_attachment.location=file``)
+and once in the store (``s3``, the harness's Swift through its S3 API). Requests
+alternate between the two kinds so that both see the same machine:
+
+- ``ODOO_ATTACHMENT_SERVING=stream``: time of a whole download, store / filestore
+  (goal <= 1.3x);
+- ``ODOO_ATTACHMENT_SERVING=redirect``: time until the 302 arrives, i.e. the worker's
+  time plus one loopback round trip (goal <= 5 ms).
+
+    ./dev bench content [--requests 300]
+"""
+
+import argparse
+import base64
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT))
+
+import odoo_tier  # noqa: E402
+from bench_sessions import call_kw, login, odoo_command  # noqa: E402
+
+from stateless_odoo.storage import build_store  # noqa: E402
+
+STREAM_GOAL = 1.3
+REDIRECT_GOAL_MS = 5.0
+SIZES = {"4K": 4 * 1024, "1M": 1024 * 1024}
+
+
+def start(python, odoo_root, db, env, data_dir):
+    port = odoo_tier.free_port()
+    proc = subprocess.Popen(
+        odoo_command(
+            python, odoo_root, db, "--load", "base,web", "--workers", "2",
+            "--http-interface", "127.0.0.1", "--http-port", str(port),
+            "--gevent-port", str(odoo_tier.free_port()), "--data-dir", data_dir,
+            "--log-level", "warn",
+        ),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            if requests.get(f"{url}/web/health", timeout=1).status_code == 200:
+                return proc, url
+        except requests.exceptions.ConnectionError:
+            pass
+        time.sleep(0.25)
+    proc.kill()
+    sys.exit("bench: Odoo did not start")
+
+
+def rpc(url, sid, model, method, *args, **kwargs):
+    answer = call_kw(url, sid, {"model": model, "method": method, "args": list(args),
+                                "kwargs": kwargs}, 120)  # fmt: skip
+    if "error" in answer:
+        sys.exit(f"bench: {model}.{method}: {answer['error']['data']['message']}")
+    return answer["result"]
+
+
+def create_attachments(url, sid):
+    made = {}
+    for location in ("file", "s3"):
+        rpc(url, sid, "ir.config_parameter", "set_param", "ir_attachment.location", location)
+        for name, size in SIZES.items():
+            data = base64.b64encode(os.urandom(size)).decode()
+            made[(location, name)] = rpc(
+                url, sid, "ir.attachment", "create",
+                {"name": f"bench-{name}.bin", "datas": data,
+                 "mimetype": "application/octet-stream"},
+            )  # fmt: skip
+    rows = rpc(url, sid, "ir.attachment", "read", list(made.values()), ["store_fname"])
+    kinds = {row["id"]: row["store_fname"] for row in rows}
+    for (location, _name), att_id in made.items():
+        assert (location == "s3") == kinds[att_id].startswith("s3://"), kinds[att_id]
+    return made
+
+
+def timed_gets(url, sid, ids, count, *, redirects):
+    http = requests.Session()
+    http.cookies.set("session_id", sid)
+    times = {att_id: [] for att_id in ids}
+    for _ in range(count):
+        for att_id in ids:  # alternate: both kinds see the same machine
+            started = time.perf_counter()
+            res = http.get(f"{url}/web/content/{att_id}", allow_redirects=redirects, timeout=30)
+            elapsed = time.perf_counter() - started
+            expected = 200 if redirects else 302
+            if res.status_code != expected:
+                sys.exit(f"bench: /web/content/{att_id} answered {res.status_code}")
+            times[att_id].append(elapsed * 1000)
+    return {att_id: statistics.median(values) for att_id, values in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    python, found = odoo_tier.find_odoo()
+    if python is None:
+        sys.exit(f"bench: {found}")
+    _major, version, odoo_root = found
+    odoo_tier.ensure_core_dependencies(python)
+    services = odoo_tier.services_env()
+    db = f"bench_content_{os.getpid()}"
+    bucket = f"bench-content-{uuid.uuid4().hex[:8]}"
+    store_env = {
+        "AWS_HOST": services["TEST_S3_ENDPOINT"],
+        "AWS_REGION": services["TEST_S3_REGION"],
+        "AWS_ACCESS_KEY_ID": services["TEST_S3_ACCESS_KEY"],
+        "AWS_SECRET_ACCESS_KEY": services["TEST_S3_SECRET_KEY"],
+        "AWS_BUCKETNAME": bucket,
+    }
+    store = build_store("s3", store_env)
+    store.ensure_container()
+    base_env = {**os.environ, "PYTHONPATH": str(ROOT), **store_env}
+    print(f"bench: Odoo {version}, database {db}: installing attachment_s3 ...", flush=True)
+    data_dir = tempfile.mkdtemp(prefix="bench-content-")
+    results = {}
+    try:
+        subprocess.run(
+            odoo_command(python, odoo_root, db, "-i", "attachment_s3", "--without-demo", "all",
+                         "--stop-after-init", "--log-level", "warn", "--data-dir", data_dir),
+            env=base_env, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        made = None
+        for mode in ("stream", "redirect"):
+            env = {**base_env, "ODOO_ATTACHMENT_SERVING": mode}
+            proc, url = start(python, odoo_root, db, env, data_dir)
+            try:
+                sid = login(url, db)
+                made = made or create_attachments(url, sid)
+                if mode == "stream":
+                    ids = list(made.values())
+                    timed_gets(url, sid, ids, 20, redirects=True)  # warm up
+                    results[mode] = timed_gets(url, sid, ids, args.requests, redirects=True)
+                else:
+                    ids = [made[("s3", name)] for name in SIZES]
+                    timed_gets(url, sid, ids, 20, redirects=False)
+                    results[mode] = timed_gets(url, sid, ids, args.requests, redirects=False)
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    finally:
+        subprocess.run(["dropdb", "--if-exists", "-h", "127.0.0.1", "-U",
+                        os.environ.get("PGUSER") or odoo_tier.getpass.getuser(), db],
+                       check=False)  # fmt: skip
+        store.delete_many([info.key for info in store.list()])
+        store.client.delete_bucket(Bucket=bucket)
+
+    print(f"\n/web/content, prefork 2 workers, one client, {args.requests} requests each,"
+          " median ms")  # fmt: skip
+    print(f"{'size':<6}{'filestore':>11}{'store stream':>14}{'ratio':>8}{'redirect 302':>14}")
+    worst_ratio, worst_redirect = 0.0, 0.0
+    for name in SIZES:
+        file_ms = results["stream"][made[("file", name)]]
+        store_ms = results["stream"][made[("s3", name)]]
+        redirect_ms = results["redirect"][made[("s3", name)]]
+        ratio = store_ms / file_ms
+        worst_ratio = max(worst_ratio, ratio)
+        worst_redirect = max(worst_redirect, redirect_ms)
+        print(f"{name:<6}{file_ms:>11.2f}{store_ms:>14.2f}{ratio:>8.2f}{redirect_ms:>14.2f}")
+    print(
+        f"stream: worst store/filestore {worst_ratio:.2f} (goal <= {STREAM_GOAL});"
+        f" redirect: worst {worst_redirect:.2f} ms (goal <= {REDIRECT_GOAL_MS} ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
