@@ -31,38 +31,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 import odoo_tier  # noqa: E402
-from bench_sessions import call_kw, login, odoo_command  # noqa: E402
+from bench_sessions import call_kw, login, odoo_command, start_odoo  # noqa: E402
 
 from stateless_odoo.storage import build_store  # noqa: E402
 
 STREAM_GOAL = 1.3
 REDIRECT_GOAL_MS = 5.0
 SIZES = {"4K": 4 * 1024, "1M": 1024 * 1024}
-
-
-def start(python, odoo_root, db, env, data_dir):
-    port = odoo_tier.free_port()
-    proc = subprocess.Popen(
-        odoo_command(
-            python, odoo_root, db, "--load", "base,web", "--workers", "2",
-            "--http-interface", "127.0.0.1", "--http-port", str(port),
-            "--gevent-port", str(odoo_tier.free_port()), "--data-dir", data_dir,
-            "--log-level", "warn",
-        ),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            if requests.get(f"{url}/web/health", timeout=1).status_code == 200:
-                return proc, url
-        except requests.exceptions.ConnectionError:
-            pass
-        time.sleep(0.25)
-    proc.kill()
-    sys.exit("bench: Odoo did not start")
 
 
 def rpc(url, sid, model, method, *args, **kwargs):
@@ -141,7 +116,7 @@ def main():
         made = None
         for mode in ("stream", "redirect"):
             env = {**base_env, "ODOO_ATTACHMENT_SERVING": mode}
-            proc, url = start(python, odoo_root, db, env, data_dir)
+            proc, url = start_odoo(python, odoo_root, db, env, data_dir, load="base,web")
             try:
                 sid = login(url, db)
                 made = made or create_attachments(url, sid)

@@ -42,7 +42,7 @@ def odoo_command(python, odoo_root, db, *extra):
     ]  # fmt: skip
 
 
-def start_odoo(python, odoo_root, db, env, data_dir):
+def start_odoo(python, odoo_root, db, env, data_dir, load="base,web,session_redis"):
     port = odoo_tier.free_port()
     proc = subprocess.Popen(
         odoo_command(
@@ -50,7 +50,7 @@ def start_odoo(python, odoo_root, db, env, data_dir):
             odoo_root,
             db,
             "--load",
-            "base,web,session_redis",
+            load,
             "--workers",
             "2",
             "--http-interface",

@@ -250,6 +250,14 @@ class IrAttachment(models.Model):
             raise UserError(_("DISABLE_ATTACHMENT_STORAGE is set: attachments are not moved."))
         kind = self._object_storage_kind()
         target = "store" if kind else self._storage()
+        if target not in ("store", "db", "file"):
+            raise UserError(
+                _(
+                    "ir_attachment.location is %(location)r, which no installed addon"
+                    " provides (attachment_s3: s3, attachment_swift: swift).",
+                    location=target,
+                )
+            )
         stores = self._object_stores(kind) if kind else None
         # objects are read (and, once moved, collected) through every configured kind
         read_stores = []

@@ -35,6 +35,9 @@ class ObjectStorageMixin(RealServicesMixin):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        missing = set(cls.kinds) - set(cls.env["ir.attachment"]._object_storage_kinds())
+        if missing:
+            cls.skipTest(cls, f"install attachment_{' and attachment_'.join(missing)}")
         cls.store_of = {kind: build_store(kind) for kind in cls.kinds}
         for store in cls.store_of.values():
             store.ensure_container()
@@ -81,6 +84,17 @@ class ObjectStorageMixin(RealServicesMixin):
         container, _slash, key = rest.partition("/")
         store = self.store_of[kind].readonly_view(container).with_key_prefix("")
         return store.exists(key)
+
+    def put_in_another_environment(self, data, container="prod-copy-source"):
+        """Put ``data`` where production would have it, in another container; return
+        its URL and a writable store on that container (keys without prefix)."""
+        view = self.store_of["s3"].readonly_view(container)
+        prod = type(view)(view.settings, container).with_key_prefix("")
+        prod.ensure_container()
+        checksum = self.env["ir.attachment"]._compute_checksum(data)
+        key = f"prod/{checksum[:2]}/{checksum}"
+        prod.put(key, data)
+        return f"s3://{container}/{key}", prod, key
 
     @staticmethod
     def random_pdf(size=100_000):

@@ -139,14 +139,9 @@ class TestWriteRead(ObjectStorageMixin, TransactionCase):
 
     def test_objects_of_another_environment_are_read_never_deleted(self):
         self.use_location(self.env, "s3")
-        prod = self.store_of["s3"].readonly_view("prod-copy-source")
-        prod = type(prod)(prod.settings, "prod-copy-source")  # writable, for the setup
-        prod.ensure_container()
         data = self.random_pdf()
-        att_checksum = self.env["ir.attachment"]._compute_checksum(data)
-        key = f"prod/{att_checksum[:2]}/{att_checksum}"
-        prod.with_key_prefix("").put(key, data)
-        url = f"s3://prod-copy-source/{key}"
+        url, _prod, _key = self.put_in_another_environment(data)
+        att_checksum = url.rpartition("/")[2]
         self.env.cr.execute(
             "INSERT INTO ir_attachment (name, type, store_fname, checksum, file_size,"
             " mimetype) VALUES ('prod.pdf', 'binary', %s, %s, %s, 'application/pdf')"
@@ -309,14 +304,9 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
         self.assertTrue(self.object_exists(url))
 
     def test_a_copy_in_another_environment_deletes_nothing_there(self):
-        prod = self.store_of["s3"].readonly_view("prod-copy-source")
-        prod = type(prod)(prod.settings, "prod-copy-source")
-        prod.ensure_container()
         data = self.random_pdf()
-        checksum = self.env["ir.attachment"]._compute_checksum(data)
-        key = f"prod/{checksum[:2]}/{checksum}"
-        prod.with_key_prefix("").put(key, data)
-        url = f"s3://prod-copy-source/{key}"
+        url, prod, key = self.put_in_another_environment(data)
+        checksum = url.rpartition("/")[2]
         with self.committed_env() as env:
             self.use_location(env, "s3")
             env.cr.execute(
@@ -330,8 +320,8 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
             env["ir.attachment"].browse(att_id).unlink()
         with self.committed_env() as env:
             env["ir.attachment"]._object_storage_collect()
-        self.assertTrue(prod.with_key_prefix("").exists(key))
-        prod.with_key_prefix("").delete(key)
+        self.assertTrue(prod.exists(key))
+        prod.delete(key)
 
     def test_two_migrations_at_once(self):
         with self.registry.cursor() as holder:
