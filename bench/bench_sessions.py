@@ -42,7 +42,9 @@ def odoo_command(python, odoo_root, db, *extra):
     ]  # fmt: skip
 
 
-def start_odoo(python, odoo_root, db, env, data_dir, load="base,web,session_redis"):
+def start_odoo(
+    python, odoo_root, db, env, data_dir, load="base,web,session_redis", log=("--log-level", "warn")
+):
     port = odoo_tier.free_port()
     proc = subprocess.Popen(
         odoo_command(
@@ -61,8 +63,7 @@ def start_odoo(python, odoo_root, db, env, data_dir, load="base,web,session_redi
             str(odoo_tier.free_port()),
             "--data-dir",
             data_dir,
-            "--log-level",
-            "warn",
+            *log,
         ),
         env=env,
         stdout=subprocess.DEVNULL,
