@@ -184,9 +184,7 @@ def worker_times(logfile):
             match = pattern.search(line)
             if match:
                 att_id = int(match[1])
-                times.setdefault(att_id, []).append(
-                    (float(match[3]) + float(match[4])) * 1000
-                )
+                times.setdefault(att_id, []).append((float(match[3]) + float(match[4])) * 1000)
     return {att_id: statistics.median(values) for att_id, values in times.items()}
 
 
