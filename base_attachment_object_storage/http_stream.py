@@ -123,7 +123,13 @@ class ObjectStream(Stream):
                 res.set_etag(etag)
             return res
         byte_range = self._wanted_range(httprequest, etag)
-        reader = store.open(key, byte_range=byte_range)
+        body = self._small_object(store, key)
+        if body is not None:  # from the process's cache, or now in it
+            reader = body[slice(*byte_range)] if byte_range else body
+            size = len(reader)
+        else:
+            reader = store.open(key, byte_range=byte_range)
+            size = reader.info.size
         res = Response(
             reader,
             status=206 if byte_range else 200,
@@ -131,7 +137,7 @@ class ObjectStream(Stream):
             headers=self._headers(as_attachment),
             direct_passthrough=True,
         )
-        res.content_length = reader.info.size
+        res.content_length = size
         if byte_range:
             start, stop = byte_range
             res.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{self.size}"
@@ -144,6 +150,18 @@ class ObjectStream(Stream):
         if self.max_age is not None:
             res.cache_control.max_age = self.max_age
         return res
+
+    def _small_object(self, store, key):
+        """The bytes of a small object through the process's cache (None: stream it)."""
+        from .models.ir_attachment import object_cache
+
+        cache = object_cache(self._settings)
+        url = self._attachment.store_fname
+        data = cache.get(url)
+        if data is None and cache.accepts(self.size):
+            data = store.get_bytes(key)
+            cache.put(url, data)
+        return data
 
     def _wanted_range(self, httprequest, etag):
         """``(start, stop)`` of a single satisfiable Range, None for the whole body

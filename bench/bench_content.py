@@ -15,7 +15,11 @@ Two more columns explain the figures: a raw GET of the same object with the same
 (the store's own latency, which stream mode adds to Odoo's), and the worker time of
 each answer.
 
-    ./dev bench content [--requests 300]
+    ./dev bench content [--requests 300] [--cache 64M|0]
+
+The process's cache of small objects (``ODOO_ATTACHMENT_CACHE_SIZE``, on by default)
+serves repeated downloads from memory; ``--cache 0`` measures every request reading
+the store.
 """
 
 import argparse
@@ -91,6 +95,11 @@ def timed_gets(url, sid, ids, count, *, redirects):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--cache",
+        default="64M",
+        help="ODOO_ATTACHMENT_CACHE_SIZE of the server (0: every request reads the store)",
+    )
     args = parser.parse_args()
     python, found = odoo_tier.find_odoo()
     if python is None:
@@ -121,7 +130,8 @@ def main():
         )  # fmt: skip
         made = None
         for mode in ("stream", "redirect"):
-            env = {**base_env, "ODOO_ATTACHMENT_SERVING": mode}
+            env = {**base_env, "ODOO_ATTACHMENT_SERVING": mode,
+                   "ODOO_ATTACHMENT_CACHE_SIZE": args.cache}  # fmt: skip
             logfile = os.path.join(data_dir, f"odoo-{mode}.log")
             proc, url = start_odoo(
                 python, odoo_root, db, env, data_dir, load="base,web",
@@ -151,7 +161,8 @@ def main():
         store.client.delete_bucket(Bucket=bucket)
 
     print(f"\n/web/content, prefork 2 workers, one client, {args.requests} requests each,"
-          " median ms (client side; worker: Odoo's access log)")  # fmt: skip
+          " median ms (client side; worker: Odoo's access log);"
+          f" object cache {args.cache}")  # fmt: skip
     print(
         f"{'size':<6}{'filestore':>10}{'worker':>8}{'stream':>8}{'worker':>8}{'ratio':>7}"
         f"{'raw GET':>9}{'302':>7}{'worker':>8}"

@@ -13,6 +13,7 @@ reads the same object.
 """
 
 import ast
+import collections
 import json
 import re
 import sys
@@ -95,6 +96,8 @@ class AttachmentSettings:
     keep_in_database: KeepInDatabase | None = None  # None: the database parameter
     migration_batch: int = 500
     migration_threads: int = 8
+    cache_size: int = 64 * 1024 * 1024
+    cache_max_object: int = 1024 * 1024
 
     @classmethod
     def from_env(cls, environ=None):
@@ -117,7 +120,57 @@ class AttachmentSettings:
             migration_threads=env.int(
                 "ODOO_ATTACHMENT_MIGRATION_THREADS", 8, minimum=1, maximum=64
             ),
+            cache_size=env.size("ODOO_ATTACHMENT_CACHE_SIZE", 64 * 1024 * 1024, minimum=0),
+            cache_max_object=env.size("ODOO_ATTACHMENT_CACHE_MAX_OBJECT", 1024 * 1024, minimum=0),
         )
+
+
+class ObjectCache:
+    """A per-process LRU of small objects' bytes, keyed by ``store_fname``.
+
+    Objects are content-addressed, so a cached copy is never stale: the key names the
+    content. Only code that already passed Odoo's access check reads it. Bounded by
+    ``max_bytes`` in total and ``max_object`` per object; 0 disables it.
+    """
+
+    def __init__(self, max_bytes, max_object):
+        self.max_bytes = max_bytes
+        self.max_object = min(max_object, max_bytes)
+        self._items = collections.OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def accepts(self, size):
+        return size is not None and 0 < size <= self.max_object
+
+    def get(self, url):
+        with self._lock:
+            data = self._items.get(url)
+            if data is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(url)
+            self.hits += 1
+            return data
+
+    def put(self, url, data):
+        if not self.accepts(len(data)):
+            return
+        with self._lock:
+            if url in self._items:
+                return
+            self._items[url] = data
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes:
+                _url, old = self._items.popitem(last=False)
+                self._bytes -= len(old)
+
+    def discard(self, url):
+        with self._lock:
+            data = self._items.pop(url, None)
+            if data is not None:
+                self._bytes -= len(data)
 
 
 def namespace(db_name):

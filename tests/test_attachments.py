@@ -6,6 +6,7 @@ from stateless_odoo.attachments import (
     AttachmentSettings,
     AttachmentStores,
     KeepInDatabase,
+    ObjectCache,
     StorageDisabled,
     find_update_module,
     object_key,
@@ -58,10 +59,27 @@ def test_settings_defaults_and_errors():
         ("ODOO_ATTACHMENT_KEEP_IN_DATABASE", "{"),
         ("ODOO_ATTACHMENT_MIGRATION_THREADS", "0"),
         ("DISABLE_ATTACHMENT_STORAGE", "maybe"),
+        ("ODOO_ATTACHMENT_CACHE_SIZE", "lots"),
     ]:
         with pytest.raises(ConfigError) as err:
             AttachmentSettings.from_env({name: value})
         assert err.value.variable == name
+
+
+def test_object_cache_is_a_bounded_lru():
+    cache = ObjectCache(max_bytes=10, max_object=4)
+    assert not cache.accepts(5) and not cache.accepts(0) and cache.accepts(4)
+    cache.put("a", b"1234")
+    cache.put("big", b"12345")  # above max_object: not kept
+    cache.put("b", b"5678")
+    assert cache.get("a") == b"1234"  # a is now the most recent
+    cache.put("c", b"9abc")  # 12 bytes > 10: the least recent (b) goes
+    assert (cache.get("b"), cache.get("big")) == (None, None)
+    assert cache.get("a") and cache.get("c")
+    assert (cache.hits, cache.misses) == (3, 2)
+    off = ObjectCache(0, 1024)
+    off.put("a", b"1")
+    assert off.get("a") is None
 
 
 def test_keys_are_content_addressed_per_database():

@@ -19,6 +19,7 @@ from stateless_odoo.attachments import (
     AttachmentSettings,
     AttachmentStores,
     KeepInDatabase,
+    ObjectCache,
     find_update_module,
     is_object_url,
 )
@@ -30,6 +31,7 @@ _logger = logging.getLogger(__name__)
 
 _stores = {}
 _stores_lock = threading.Lock()
+_caches = {}
 
 
 def attachment_stores(kind, db_name, settings):
@@ -44,6 +46,18 @@ def attachment_stores(kind, db_name, settings):
                 stores = AttachmentStores(kind, db_name, disabled=settings.disabled)
                 _stores[cache_key] = stores
     return stores
+
+
+def object_cache(settings):
+    """The process's cache of small objects (ODOO_ATTACHMENT_CACHE_*)."""
+    cache_key = (settings.cache_size, settings.cache_max_object)
+    cache = _caches.get(cache_key)
+    if cache is None:
+        with _stores_lock:
+            cache = _caches.setdefault(
+                cache_key, ObjectCache(settings.cache_size, settings.cache_max_object)
+            )
+    return cache
 
 
 class IrAttachment(models.Model):
@@ -161,9 +175,15 @@ class IrAttachment(models.Model):
         parts = parse_object_url(fname or "")
         if parts is None:
             return super()._file_read(fname)
+        cache = object_cache(self._object_storage_settings())
+        data = cache.get(fname)
+        if data is not None:
+            return data
         try:
             store, key = self._object_stores(parts[0]).locate(fname)
-            return store.get_bytes(key)
+            data = store.get_bytes(key)
+            cache.put(fname, data)
+            return data
         except (StatelessOdooError, UserError) as exc:
             _logger.error("%s: cannot read %s: %s", self._object_storage_describe(), fname, exc)
             raise UserError(

@@ -51,6 +51,7 @@ class ObjectStorageMixin(RealServicesMixin):
         changed variables are forgotten before and after."""
         saved = {name: os.environ.get(name) for name in values}
         ir_attachment._stores.clear()
+        ir_attachment._caches.clear()
         try:
             for name, value in values.items():
                 if value is None:
@@ -65,6 +66,7 @@ class ObjectStorageMixin(RealServicesMixin):
                 else:
                     os.environ[name] = value
             ir_attachment._stores.clear()
+            ir_attachment._caches.clear()
 
     @contextlib.contextmanager
     def committed_env(self):

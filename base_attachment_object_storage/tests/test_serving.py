@@ -98,6 +98,17 @@ class TestServing(ObjectStorageMixin, HttpCase):
                     res = self.url_open(self.url(att))
                 self.assertEqual(res.status_code, 404)
 
+    def test_small_objects_are_served_from_the_process_cache(self):
+        att = self.attachments["s3"]
+        with self.environ(ODOO_ATTACHMENT_CACHE_SIZE="1M"):
+            first = self.url_open(self.url(att))
+            store, key = att._object_stores("s3").locate(att.store_fname)
+            store.delete(key)  # behind Odoo's back: the cached copy still serves
+            again = self.url_open(self.url(att), headers={"Range": "bytes=10-19"})
+            self.assertEqual((first.content, again.content), (self.data, self.data[10:20]))
+        with self.environ(ODOO_ATTACHMENT_CACHE_SIZE="0"), self.assertLogs(level="ERROR"):
+            self.assertEqual(self.url_open(self.url(att)).status_code, 404)
+
     def test_resized_image_from_the_store(self):
         import io
 
