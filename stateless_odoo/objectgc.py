@@ -97,6 +97,7 @@ def collect(cr, stores, *, only=None, limit=1000, lock_timeout="5s"):
         cr.execute("LOCK TABLE ir_attachment IN SHARE MODE")
     except Exception as exc:
         if getattr(exc, "pgcode", None) == "55P03":  # lock_not_available
+            cr.rollback()  # this function's own transaction, aborted by the error
             result.lock_timeout = True
             return result
         raise

@@ -219,7 +219,11 @@ class IrAttachment(models.Model):
                 try:
                     with registry.cursor() as cr:
                         env = api.Environment(cr, api.SUPERUSER_ID, {})
-                        env["ir.attachment"]._object_storage_collect(only=sorted(pending))
+                        # a short wait: the request is answered after this; what
+                        # concurrent writers hold back is left to the autovacuum
+                        env["ir.attachment"]._object_storage_collect(
+                            only=sorted(pending), lock_timeout="1s"
+                        )
                 except Exception:
                     _logger.warning(
                         "%s: objects of deleted attachments are left for the next garbage"
@@ -232,7 +236,7 @@ class IrAttachment(models.Model):
         return None
 
     @api.model
-    def _object_storage_collect(self, only=None, limit=1000):
+    def _object_storage_collect(self, only=None, limit=1000, lock_timeout="5s"):
         """Delete the objects no attachment references any more (this database's, in
         this environment's container only). Runs in its own transaction: call it on a
         fresh cursor."""
@@ -246,7 +250,11 @@ class IrAttachment(models.Model):
                 stores = attachment_stores(kind, self.env.cr.dbname, settings)
             except ConfigError:
                 continue  # that kind is not configured here: nothing of it is deleted
-            results.append(objectgc.collect(self.env.cr, stores, only=only, limit=limit))
+            results.append(
+                objectgc.collect(
+                    self.env.cr, stores, only=only, limit=limit, lock_timeout=lock_timeout
+                )
+            )
             self.env.cr.commit()
         return results
 
