@@ -498,7 +498,19 @@ class Migration:
         removed = 0
         with self._cursor() as cr:
             cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            cr.execute("LOCK TABLE ir_attachment IN SHARE MODE")
+            cr.execute("SET LOCAL lock_timeout = '30s'")
+            try:
+                cr.execute("LOCK TABLE ir_attachment IN SHARE MODE")
+            except Exception as exc:
+                if getattr(exc, "pgcode", None) != "55P03":  # lock_not_available
+                    raise
+                cr.rollback()
+                self.log.warning(
+                    "attachment migration: %d local files kept (their rows moved): writers"
+                    " held ir_attachment for 30 s; they are unreferenced and can go",
+                    len(set(fnames)),
+                )
+                return 0
             cr.execute(
                 "SELECT DISTINCT store_fname FROM ir_attachment WHERE store_fname = ANY(%s)",
                 (sorted(set(fnames)),),
