@@ -29,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from . import objectgc
+from . import events, objectgc
 from .attachments import KeepInDatabase, is_object_url
 from .errors import StatelessOdooError
 
@@ -68,6 +68,10 @@ class MigrationReport:
     @property
     def ok(self):
         return not self.skipped
+
+    @property
+    def skipped_rows(self):
+        return sum(len(ids) for ids, _source, _reason in self.skipped)
 
 
 @dataclass
@@ -212,9 +216,17 @@ class Migration:
         seen = 0
         with concurrent.futures.ThreadPoolExecutor(self.threads) as pool:
             while True:
+                before = (report.moved, report.bytes, report.skipped_rows)
                 count, last_id = self._batch_with_retries(pool, last_id, report)
                 if not count:
                     break
+                events.emit(
+                    "migration",
+                    target=self.target,
+                    moved=report.moved - before[0],
+                    bytes=report.bytes - before[1],
+                    skipped=report.skipped_rows - before[2],
+                )
                 seen += count
                 report.batches += 1
                 elapsed = time.monotonic() - started

@@ -40,3 +40,15 @@ class PerProcess:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=PerProcess._after_fork_in_child)
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_memory():
+    """This process's resident memory in bytes (Linux), or ``None`` where unknown."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return None

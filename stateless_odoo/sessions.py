@@ -33,6 +33,7 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import events
 from .config import EnvReader, Secret
 from .errors import ConfigError, StatelessOdooError
 from .process import PerProcess
@@ -234,6 +235,10 @@ class RedisSessionStore:
         )
 
     def _call(self, action, fn, *args, **kwargs):
+        with events.timed("session", op=action):
+            return self._call_redis(action, fn, *args, **kwargs)
+
+    def _call_redis(self, action, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except redis.exceptions.AuthenticationError:  # a ConnectionError: first

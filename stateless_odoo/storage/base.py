@@ -2,10 +2,13 @@
 
 import abc
 import copy
+import functools
 import io
+import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from .. import events
 from ..errors import ObjectNotFound, ReadOnlyStore, StoreUnavailable
 
 #: default size of the chunks a streamed read yields
@@ -164,6 +167,15 @@ class ObjectStore(abc.ABC):
     #: URL scheme of the store's objects (``s3``, ``swift``)
     scheme = None
 
+    #: the operations reported as ``store`` events (see :mod:`stateless_odoo.events`)
+    _instrumented = {"put": "put", "open": "get", "head": "head", "delete_many": "delete"}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for method, op in cls._instrumented.items():
+            if method in cls.__dict__:
+                setattr(cls, method, _instrument(cls.__dict__[method], op))
+
     def __init__(self, container, *, key_prefix="", read_only=False):
         self.container = container
         self.key_prefix = key_prefix
@@ -263,6 +275,31 @@ class ObjectStore(abc.ABC):
 
     def delete(self, key):
         return self.delete_many([key])
+
+
+def _instrument(method, op):
+    """Report each call of ``method`` as a ``store`` event; a missing object is an
+    answer, not a store error."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if not events.active():
+            return method(self, *args, **kwargs)
+        start = time.perf_counter()
+        ok = False
+        try:
+            result = method(self, *args, **kwargs)
+            ok = True
+            return result
+        except ObjectNotFound:
+            ok = True
+            raise
+        finally:
+            events.emit(
+                "store", kind=self.scheme, op=op, seconds=time.perf_counter() - start, ok=ok
+            )
+
+    return wrapper
 
 
 def content_disposition(filename, inline=False):

@@ -1,0 +1,79 @@
+"""Operational events for metrics: the core says what happened, the metric sinks count it.
+
+The stores, the session store, the migration and the Odoo glue call :func:`emit`; the
+monitoring addons :func:`subscribe` a sink. With no subscriber an event costs one
+attribute lookup and one empty-list test, so the core does not depend on any metrics
+library and runs the same without monitoring.
+
+Events and their fields (all names and values are bounded: no keys, no ids, no URLs):
+
+``store``      kind (``s3``/``swift``), op (``put``, ``get``, ``head``, ``delete``, ``list``),
+               seconds, ok
+``session``    op (``get``, ``save``, ``delete``, ...), seconds, ok
+``cron``       seconds, ok
+``migration``  moved, bytes, skipped (per committed batch)
+
+A sink that raises is logged once per kind of error and otherwise ignored: metrics
+never break what they measure.
+"""
+
+import logging
+import time
+from contextlib import contextmanager
+
+_logger = logging.getLogger(__name__)
+
+_subscribers = []
+_failed = set()
+
+
+def subscribe(sink):
+    """Call ``sink(event, fields)`` for every event; returns ``sink`` (usable as a
+    decorator). Subscribing the same sink twice has no effect."""
+    if sink not in _subscribers:
+        _subscribers.append(sink)
+    return sink
+
+
+def unsubscribe(sink):
+    if sink in _subscribers:
+        _subscribers.remove(sink)
+
+
+def active():
+    return bool(_subscribers)
+
+
+def emit(event, **fields):
+    if not _subscribers:
+        return
+    for sink in tuple(_subscribers):
+        try:
+            sink(event, fields)
+        except Exception as exc:
+            signature = (getattr(sink, "__qualname__", repr(sink)), type(exc).__name__)
+            if signature not in _failed:
+                _failed.add(signature)
+                _logger.warning(
+                    "metrics sink %s failed on event %r (%s); further such errors are not logged",
+                    signature[0],
+                    event,
+                    type(exc).__name__,
+                    exc_info=True,
+                )
+
+
+@contextmanager
+def timed(event, **fields):
+    """Emit ``event`` with ``seconds`` and ``ok`` when the block ends (an exception
+    leaving the block counts as not ok and goes on)."""
+    if not _subscribers:
+        yield
+        return
+    start = time.perf_counter()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        emit(event, seconds=time.perf_counter() - start, ok=ok, **fields)

@@ -1,0 +1,189 @@
+"""One JSON object per log line, with request and database context, secrets redacted.
+
+:class:`JsonFormatter` builds on python-json-logger's formatter (any ``extra=`` given
+to a log call becomes a field). Each line carries::
+
+    timestamp (ISO-8601 UTC), level, severity, logger, message, pid, dbname, uid,
+    request_id, and exception_type / exception_message / traceback when present
+
+The access line of a request (werkzeug's) also carries ``http_method``, ``http_path``
+(never the query string), ``http_status``, ``duration_ms``, ``sql_count`` and
+``sql_ms``, read from :func:`stateless_odoo.observe.current`; its message loses the
+query string too.
+
+Secrets never reach the output: :func:`redact` masks passwords, tokens, session ids and
+``Authorization`` values in the message, the traceback and string extras.
+"""
+
+import logging
+import os
+import re
+import threading
+from datetime import datetime, timezone
+
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
+
+from . import observe
+from .config import EnvReader
+
+#: python's level names as log pipelines expect them in ``severity``
+_SEVERITY = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    25: "INFO",  # Odoo's "runbot" level
+    logging.WARNING: "WARNING",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRITICAL",
+}
+
+_MASK = "***"
+#: names under which secrets travel (not secrets themselves)
+_SECRET_WORDS = "|".join(
+    (
+        r"password|passwd|pwd|new_password|old_password|confirm_password|secret|api_?key",
+        r"access_token|refresh_token|id_token|auth_token|token|csrf_token|session_id|sid",
+        r"x-api-key|x-openerp-session-id|aws_secret_access_key|swift_password",
+    )
+)
+_REDACTIONS = (
+    # Authorization: Bearer abc / Basic abc (headers, dict reprs)
+    (
+        re.compile(
+            r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?\s*)(?:(bearer|basic|token)\s+)?[^\s'\",;}]+"
+        ),
+        lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}{_MASK}",
+    ),
+    # key=value, key: value, 'key': 'value', "key": "value" (query strings, cookies,
+    # dict reprs, JSON); the key must not be the tail of a longer word (sid vs. side)
+    (
+        re.compile(
+            r"(?i)(?<![A-Za-z0-9_])((?:" + _SECRET_WORDS + r")['\"]?\s*[:=]\s*)"
+            r"(b?['\"]?)([^\s'\"&,;}\])]+)"
+        ),
+        lambda m: f"{m.group(1)}{m.group(2)}{_MASK}",
+    ),
+    # a bare bearer token
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/-]+=*"), lambda m: f"{m.group(1)}{_MASK}"),
+    # Odoo's session ids: 84 URL-safe base64 characters (63 random bytes)
+    (re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{84}(?![A-Za-z0-9_-])"), lambda m: _MASK),
+)
+_MAYBE_SECRET = re.compile(r"(?i)" + _SECRET_WORDS + r"|authorization|bearer|[A-Za-z0-9_-]{84}")
+
+
+def redact(text):
+    """``text`` with its secrets replaced by ``***``."""
+    if not text or not _MAYBE_SECRET.search(text):
+        return text
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def is_enabled(environ=None):
+    return EnvReader(environ).bool("ODOO_LOGGING_JSON", False)
+
+
+def _iso_utc(created):
+    stamp = datetime.fromtimestamp(created, tz=timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: record attributes Odoo or werkzeug add that have structured equivalents here
+_ODOO_ATTRS = ("perf_info", "pid", "dbname")
+
+
+class JsonFormatter(_LibraryJsonFormatter):
+    """The suite's JSON formatter (see the module's documentation)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("rename_fields", {"exc_info": "traceback"})
+        kwargs.setdefault("json_ensure_ascii", False)
+        super().__init__(*args, **kwargs)
+        self._skip_fields = set(self._skip_fields) | set(_ODOO_ATTRS)
+
+    def formatException(self, ei):
+        return redact(super().formatException(ei))
+
+    def formatStack(self, stack_info):
+        return redact(super().formatStack(stack_info))
+
+    def add_fields(self, log_data, record, message_dict):
+        thread = threading.current_thread()
+        info = observe.current()
+        log_data["timestamp"] = _iso_utc(record.created)
+        log_data["level"] = logging.getLevelName(record.levelno)
+        log_data["severity"] = _SEVERITY.get(record.levelno) or log_data["level"]
+        log_data["logger"] = record.name
+        access = info is not None and _is_access_line(record)
+        message = redact(_access_message(record, info) if access else record.message)
+        log_data["message"] = message
+        log_data["pid"] = os.getpid()
+        log_data["dbname"] = getattr(thread, "dbname", None)
+        uid = getattr(thread, "uid", None) if info is not None else None
+        log_data["uid"] = uid
+        log_data["request_id"] = info.request_id if info is not None else None
+        if access:
+            _add_access_fields(log_data, info)
+        if record.exc_info and record.exc_info[0] is not None:
+            log_data["exception_type"] = record.exc_info[0].__name__
+            log_data["exception_message"] = redact(str(record.exc_info[1]))
+        super().add_fields(log_data, record, message_dict)
+        for key, value in log_data.items():
+            if isinstance(value, str) and key not in ("message", "timestamp"):
+                log_data[key] = redact(value)
+        log_data["message"] = message  # the library copies the record's own
+
+
+def _is_access_line(record):
+    return record.name == "werkzeug" and isinstance(record.args, tuple) and len(record.args) == 3
+
+
+def _access_message(record, info):
+    """werkzeug's access line, with the request line's query string dropped."""
+    requestline = str(record.args[0])
+    parts = requestline.split(" ")
+    if len(parts) == 3:
+        parts[1] = parts[1].split("?", 1)[0]
+        requestline = " ".join(parts)
+    try:
+        return record.msg % (requestline, *record.args[1:])
+    except (TypeError, ValueError):
+        return f'"{info.method} {info.path}" {record.args[1]} {record.args[2]}'
+
+
+def _add_access_fields(log_data, info):
+    log_data["http_method"] = info.method
+    log_data["http_path"] = info.path
+    log_data["http_status"] = info.status
+    log_data["duration_ms"] = round(info.elapsed() * 1000, 3)
+    if info.sql_count is not None:
+        log_data["sql_count"] = info.sql_count
+        log_data["sql_ms"] = round((info.sql_time or 0.0) * 1000, 3)
+    if info.route is not None:
+        log_data["http_route"] = info.route
+
+
+class QuietAccessFilter(logging.Filter):
+    """Drops the access lines of successful requests on the quiet paths (health
+    checks, metric scrapes): a probe every few seconds must not flood the logs."""
+
+    def __init__(self, paths):
+        super().__init__()
+        self.paths = frozenset(paths)
+
+    def filter(self, record):
+        info = observe.current()
+        if info is None or not self.paths or not _is_access_line(record):
+            return True
+        return not (info.path in self.paths and info.status is not None and info.status < 400)
+
+
+def install(root=None, formatter=None):
+    """Give every handler of the root logger the JSON formatter; returns how many."""
+    root = root or logging.getLogger()
+    formatter = formatter or JsonFormatter()
+    count = 0
+    for handler in root.handlers:
+        handler.setFormatter(formatter)
+        count += 1
+    return count

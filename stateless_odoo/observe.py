@@ -1,0 +1,330 @@
+"""What happens to each HTTP request, seen from the WSGI layer: its id, its timings.
+
+One :class:`Observer` per process wraps the WSGI application (Odoo's ``Application``,
+through :func:`install_odoo`). For each request it
+
+- takes the request id from a configurable header (``X-Request-ID`` by default) when
+  the value is sane, or generates one, and echoes it in the response;
+- keeps a :class:`RequestInfo` in a thread-local (see :func:`current`) that the JSON log
+  formatter reads: method, path without query string, status, start time, and the SQL
+  query count and time Odoo counts on the request thread;
+- serves its own endpoints (``/metrics``, the deep health check) before Odoo, so that
+  they need no database and never create a session;
+- calls the listeners (metric sinks) once the response is sent, and clears the
+  thread-local, so that no later line of the same thread carries a stale id.
+
+A listener or an enricher that raises is logged once and ignored: observing never
+breaks a request. Nothing here imports Odoo; :func:`install_odoo` receives the classes
+it patches.
+"""
+
+import functools
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from .config import EnvReader
+from .errors import ConfigError
+
+_logger = logging.getLogger(__name__)
+
+#: a request id given by a client or a proxy is kept only when it looks like one
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+_local = threading.local()
+
+
+def current():
+    """The :class:`RequestInfo` of the request this thread serves, or ``None``."""
+    return getattr(_local, "info", None)
+
+
+@dataclass(frozen=True)
+class ObserverSettings:
+    request_id_header: str = "X-Request-ID"
+    #: access lines of these paths are logged only when they fail (health, metrics)
+    quiet_paths: tuple = ("/web/health", "/web/health/deep", "/metrics")
+
+    @classmethod
+    def from_env(cls, environ=None):
+        env = EnvReader(environ)
+        header = env.str("ODOO_REQUEST_ID_HEADER", cls.request_id_header)
+        if not _HEADER_NAME.fullmatch(header):
+            raise ConfigError(
+                "ODOO_REQUEST_ID_HEADER", f"{header!r} is not an HTTP header name (X-Request-ID)"
+            )
+        quiet = env.str("ODOO_ACCESS_LOG_QUIET_PATHS")
+        if quiet is None:
+            paths = cls.quiet_paths
+        else:
+            paths = tuple(p.strip() for p in quiet.split(",") if p.strip())
+            for path in paths:
+                if not path.startswith("/"):
+                    raise ConfigError(
+                        "ODOO_ACCESS_LOG_QUIET_PATHS",
+                        f"{path!r} is not a path (comma-separated, each starting with /)",
+                    )
+        return cls(request_id_header=header, quiet_paths=paths)
+
+    @property
+    def environ_key(self):
+        return "HTTP_" + self.request_id_header.upper().replace("-", "_")
+
+
+class RequestInfo:
+    """One request, as the logs and the metrics see it."""
+
+    __slots__ = (
+        "button",
+        "duration",
+        "method",
+        "odoo_request",
+        "path",
+        "request_id",
+        "route",
+        "route_type",
+        "sql_count",
+        "sql_time",
+        "started",
+        "status",
+    )
+
+    def __init__(self, request_id, method, path):
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        self.started = time.perf_counter()
+        self.status = None
+        self.duration = None
+        self.sql_count = None
+        self.sql_time = None
+        #: ``http``, ``json`` (Odoo's route types), ``static``, ``websocket``, or
+        #: ``none`` when no route matched
+        self.route_type = "none"
+        #: the route's pattern (``/web/content/<int:id>``), never the URL
+        self.route = None
+        #: ``(model, method)`` of a button call, when it names a real public method
+        self.button = None
+        #: the framework's request object while the request runs (for enrichers)
+        self.odoo_request = None
+
+    def elapsed(self):
+        return time.perf_counter() - self.started
+
+    @property
+    def status_class(self):
+        return f"{self.status // 100}xx" if self.status else "unknown"
+
+
+def request_id_from(environ, key):
+    given = environ.get(key)
+    if given and _SANE_REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+class Observer:
+    def __init__(self, settings=None):
+        self.settings = settings or ObserverSettings()
+        #: ``fn(info)`` called when the response is complete (metrics)
+        self.listeners = []
+        #: ``fn(info)`` called when the application returned, before the body is sent,
+        #: while the framework's request and the thread's SQL counters are still there
+        self.enrichers = []
+        #: path -> WSGI application served instead of the wrapped one
+        self.endpoints = {}
+        self._failed = set()
+
+    def add_listener(self, fn):
+        if fn not in self.listeners:
+            self.listeners.append(fn)
+
+    def add_enricher(self, fn):
+        if fn not in self.enrichers:
+            self.enrichers.append(fn)
+
+    def add_endpoint(self, path, wsgi_app):
+        self.endpoints[path] = wsgi_app
+
+    def _safely(self, fn, info):
+        try:
+            fn(info)
+        except Exception as exc:
+            signature = (getattr(fn, "__qualname__", repr(fn)), type(exc).__name__)
+            if signature not in self._failed:
+                self._failed.add(signature)
+                _logger.warning(
+                    "request observer %s failed (%s); further such errors are not logged",
+                    signature[0],
+                    type(exc).__name__,
+                    exc_info=True,
+                )
+
+    def middleware(self, app):
+        """A WSGI application observing ``app``."""
+
+        @functools.wraps(app)
+        def observed(environ, start_response):
+            return self.handle(app, environ, start_response)
+
+        return observed
+
+    def handle(self, app, environ, start_response):
+        settings = self.settings
+        info = RequestInfo(
+            request_id_from(environ, settings.environ_key),
+            environ.get("REQUEST_METHOD", "GET"),
+            environ.get("PATH_INFO") or "/",
+        )
+        _local.info = info
+        header = (settings.request_id_header, info.request_id)
+        state = {"finished": False}
+
+        def observing_start_response(status, headers, exc_info=None):
+            try:
+                info.status = int(status.split(None, 1)[0])
+            except ValueError:
+                info.status = None
+            headers = [h for h in headers if h[0].lower() != header[0].lower()]
+            headers.append(header)
+            if info.status == 101:
+                # a websocket: the connection lives on in the response's close();
+                # the request (the handshake) ends here
+                info.route_type = "websocket"
+                self._finish(info, state)
+            return start_response(status, headers, exc_info)
+
+        endpoint = self.endpoints.get(info.path)
+        try:
+            if endpoint is not None:
+                info.route_type = "internal"
+                info.route = info.path
+                result = endpoint(environ, observing_start_response)
+            else:
+                result = app(environ, observing_start_response)
+        except BaseException:
+            self._finish(info, state)
+            _local.info = None
+            raise
+        thread = threading.current_thread()
+        info.sql_count = getattr(thread, "query_count", None)
+        info.sql_time = getattr(thread, "query_time", None)
+        for enrich in self.enrichers:
+            self._safely(enrich, info)
+        info.odoo_request = None
+        return _ClosingResponse(result, lambda: self._end(info, state))
+
+    def _finish(self, info, state):
+        if state["finished"]:
+            return
+        state["finished"] = True
+        info.duration = info.elapsed()
+        info.odoo_request = None
+        for listener in self.listeners:
+            self._safely(listener, info)
+
+    def _end(self, info, state):
+        self._finish(info, state)
+        if current() is info:
+            _local.info = None
+
+
+class _ClosingResponse:
+    """The application's response, with a callback once the server closed it."""
+
+    __slots__ = ("_callback", "_iterable")
+
+    def __init__(self, iterable, callback):
+        self._iterable = iterable
+        self._callback = callback
+
+    def __iter__(self):
+        return iter(self._iterable)
+
+    def close(self):
+        try:
+            close = getattr(self._iterable, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._callback()
+
+
+# -- Odoo ---------------------------------------------------------------------------------
+
+_installed = None
+
+
+def get_observer(environ=None):
+    """The process's observer (created on first use from the environment)."""
+    global _installed
+    if _installed is None:
+        _installed = Observer(ObserverSettings.from_env(environ))
+    return _installed
+
+
+def install_odoo(application_cls, request_cls, environ=None):
+    """Observe every request Odoo serves; idempotent (each observability addon calls it).
+
+    Patches ``Application.__call__`` (the WSGI entry point every Odoo server calls) and
+    ``Request._set_request_dispatcher`` (where Odoo knows the matched route and its type).
+    """
+    observer = get_observer(environ)
+    if not getattr(application_cls.__call__, "_stateless_observed", False):
+        original_call = application_cls.__call__
+
+        def __call__(app, environ, start_response):
+            return observer.handle(functools.partial(original_call, app), environ, start_response)
+
+        __call__._stateless_observed = True
+        __call__.__wrapped__ = original_call
+        application_cls.__call__ = __call__
+
+    original_set = request_cls._set_request_dispatcher
+    if not getattr(original_set, "_stateless_observed", False):
+
+        def _set_request_dispatcher(request, rule):
+            original_set(request, rule)
+            info = current()
+            if info is not None:
+                routing = getattr(rule.endpoint, "routing", {}) or {}
+                info.route_type = routing.get("type") or "http"
+                info.route = rule.rule
+                info.odoo_request = request
+
+        _set_request_dispatcher._stateless_observed = True
+        request_cls._set_request_dispatcher = _set_request_dispatcher
+        observer.add_enricher(_static_route)
+        observer.add_enricher(button_of_request)
+    return observer
+
+
+def _static_route(info):
+    if info.route is None and info.status != 404 and "/static/" in info.path:
+        info.route_type = "static"
+
+
+#: the JSON-RPC routes whose ``model`` and ``method`` are reported (seed 001's buttons)
+BUTTON_ROUTES = ("/web/dataset/call_button",)
+
+
+def button_of_request(info):
+    """``(model, method)`` of a button call, only when the model exists in the
+    request's registry and has such a public method: names from the request body must
+    not become unbounded metric names."""
+    request = info.odoo_request
+    if request is None or info.route is None or not info.route.startswith(BUTTON_ROUTES):
+        return
+    params = getattr(request, "params", None) or {}
+    model, method = params.get("model"), params.get("method")
+    registry = getattr(request, "registry", None)
+    if not (isinstance(model, str) and isinstance(method, str)) or registry is None:
+        return
+    if method.startswith("_") or model not in registry:
+        return
+    if callable(getattr(registry[model], method, None)):
+        info.button = (model, method)

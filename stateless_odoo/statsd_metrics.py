@@ -1,0 +1,202 @@
+"""statsd metrics, named as the older platform's dashboards expect.
+
+Variables (seed 001): ``ODOO_STATSD`` (on/off), ``STATSD_CUSTOMER``, ``STATSD_ENVIRONMENT``
+(default: ``RUNNING_ENV``, the server environment), ``STATSD_HOST`` (default localhost),
+``STATSD_PORT`` (8125), ``STATSD_PREFIX`` (``odoo``).
+
+Names (``<p>`` = prefix, ``<c>`` = customer, ``<e>`` = environment):
+
+==========================================  =======  =====================================
+``<p>.http.request.<c>.<e>``                timer    every request (ms)
+``<p>.http.button.<c>.<e>.<model>.<method>``  timer  button calls (``call_button``), model
+                                                     dots as ``_``
+``<p>.http.status.<c>.<e>.<2xx|3xx|...>``   counter  requests by status class
+``<p>.http.sql.<c>.<e>.queries``            counter  SQL queries of requests
+``<p>.http.sql.<c>.<e>.time``               timer    SQL time per request (ms)
+``<p>.worker.<c>.<e>.memory``               timer    resident memory of the process
+                                                     (bytes, at most every 10 s)
+``<p>.cron.<c>.<e>``                        timer    cron job runs; ``.failed`` counter
+``<p>.store.<c>.<e>.<kind>.<op>``           timer    object store operations;
+                                                     ``.errors`` counter
+``<p>.session.<c>.<e>.<op>``                timer    session store operations;
+                                                     ``.errors`` counter
+``<p>.attachment.migration.<c>.<e>.moved``  counter  attachments moved (``.bytes``,
+                                                     ``.skipped``)
+==========================================  =======  =====================================
+
+UDP only: a packet per request (a pipeline), sent without waiting. The host is resolved
+once, in a background thread, and again every 30 s while it does not resolve: a missing
+or wrong host never fails nor slows a request; it is logged, by name.
+"""
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from .config import EnvReader
+from .errors import ConfigError
+from .process import resident_memory
+
+_logger = logging.getLogger(__name__)
+
+_NAME_PART = re.compile(r"[^A-Za-z0-9_-]+")
+RESOLVE_RETRY = 30.0
+MEMORY_EVERY = 10.0
+
+
+def name_part(value):
+    """A statsd name segment: dots and anything unusual become ``_``."""
+    return _NAME_PART.sub("_", str(value)).strip("_") or "unknown"
+
+
+@dataclass(frozen=True)
+class StatsdSettings:
+    enabled: bool
+    host: str = "localhost"
+    port: int = 8125
+    prefix: str = "odoo"
+    customer: str = "unknown"
+    environment: str = "unknown"
+
+    @classmethod
+    def from_env(cls, environ=None):
+        env = EnvReader(environ)
+        enabled = env.bool("ODOO_STATSD", False)
+        if not enabled:
+            return cls(enabled=False)
+        customer = env.str("STATSD_CUSTOMER")
+        if customer is None:
+            raise ConfigError(
+                "STATSD_CUSTOMER", "is not set (ODOO_STATSD=1 needs the customer's name)"
+            )
+        environment = env.str("STATSD_ENVIRONMENT", aliases=("RUNNING_ENV",))
+        if environment is None:
+            raise ConfigError(
+                "STATSD_ENVIRONMENT", "is not set, nor is RUNNING_ENV (ODOO_STATSD=1 needs one)"
+            )
+        port = env.int("STATSD_PORT", 8125, minimum=1, maximum=65535)
+        prefix = env.str("STATSD_PREFIX", "odoo")
+        return cls(
+            enabled=True,
+            host=env.str("STATSD_HOST", "localhost"),
+            port=port,
+            prefix=".".join(name_part(p) for p in prefix.split(".")),
+            customer=name_part(customer),
+            environment=name_part(environment),
+        )
+
+
+class StatsdSink:
+    """Listener of :mod:`stateless_odoo.observe` and sink of :mod:`stateless_odoo.events`."""
+
+    def __init__(self, settings, *, client_factory=None):
+        self.settings = settings
+        self._client = None
+        self._client_factory = client_factory or self._make_client
+        self._resolving = threading.Lock()
+        self._next_resolve = 0.0
+        self._memory_at = 0.0
+        self._warned = False
+        suffix = f"{settings.customer}.{settings.environment}"
+        self.request_name = f"http.request.{suffix}"
+        self.button_name = f"http.button.{suffix}"
+        self.status_name = f"http.status.{suffix}"
+        self.sql_name = f"http.sql.{suffix}"
+        self.memory_name = f"worker.{suffix}.memory"
+        self.cron_name = f"cron.{suffix}"
+        self.store_name = f"store.{suffix}"
+        self.session_name = f"session.{suffix}"
+        self.migration_name = f"attachment.migration.{suffix}"
+
+    def _make_client(self):
+        import statsd
+
+        return statsd.StatsClient(
+            self.settings.host, self.settings.port, prefix=self.settings.prefix
+        )
+
+    @property
+    def client(self):
+        """The UDP client, or ``None`` while the host does not resolve (never blocks)."""
+        client = self._client
+        if client is None and time.monotonic() >= self._next_resolve:
+            if self._resolving.acquire(blocking=False):
+                self._next_resolve = time.monotonic() + RESOLVE_RETRY
+                threading.Thread(target=self._resolve, name="statsd-resolve", daemon=True).start()
+        return client
+
+    def _resolve(self):
+        try:
+            self._client = self._client_factory()
+            if self._warned:
+                _logger.info(
+                    "statsd: STATSD_HOST %s resolves now, metrics are sent", self.settings.host
+                )
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                _logger.error(
+                    "statsd: STATSD_HOST %r:%s cannot be used (%s); no metrics are sent, trying"
+                    " again every %.0f s",
+                    self.settings.host,
+                    self.settings.port,
+                    exc,
+                    RESOLVE_RETRY,
+                )
+        finally:
+            self._resolving.release()
+
+    def start(self):
+        """Resolve the host now (at startup) rather than on the first request."""
+        _ = self.client
+
+    # -- observe listener ----------------------------------------------------------------
+
+    def __call__(self, info):
+        client = self.client
+        if client is None:
+            return
+        with client.pipeline() as pipe:
+            ms = info.duration * 1000.0
+            pipe.timing(self.request_name, ms)
+            if info.button is not None:
+                model, method = info.button
+                pipe.timing(f"{self.button_name}.{name_part(model)}.{name_part(method)}", ms)
+            pipe.incr(f"{self.status_name}.{info.status_class}")
+            if info.sql_count is not None:
+                pipe.incr(f"{self.sql_name}.queries", info.sql_count)
+                pipe.timing(f"{self.sql_name}.time", (info.sql_time or 0.0) * 1000.0)
+            now = time.monotonic()
+            if now - self._memory_at >= MEMORY_EVERY:
+                self._memory_at = now
+                rss = resident_memory()
+                if rss is not None:
+                    pipe.timing(self.memory_name, rss)
+
+    # -- events sink ----------------------------------------------------------------------
+
+    def on_event(self, event, fields):
+        client = self.client
+        if client is None:
+            return
+        if event == "store":
+            name = f"{self.store_name}.{name_part(fields['kind'])}.{name_part(fields['op'])}"
+            self._timed(client, name, fields)
+        elif event == "session":
+            self._timed(client, f"{self.session_name}.{name_part(fields['op'])}", fields)
+        elif event == "cron":
+            self._timed(client, self.cron_name, fields, failed="failed")
+        elif event == "migration":
+            with client.pipeline() as pipe:
+                for key in ("moved", "bytes", "skipped"):
+                    if fields.get(key):
+                        pipe.incr(f"{self.migration_name}.{key}", fields[key])
+
+    @staticmethod
+    def _timed(client, name, fields, failed="errors"):
+        with client.pipeline() as pipe:
+            pipe.timing(name, fields["seconds"] * 1000.0)
+            if not fields["ok"]:
+                pipe.incr(f"{name}.{failed}")

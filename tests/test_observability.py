@@ -1,0 +1,525 @@
+"""Logs, request ids, statsd and the deep health check, over real sockets.
+
+The request observer runs in front of a real WSGI server (wsgiref, on loopback) and is
+called by a real HTTP client; statsd packets are read from a real UDP socket; health
+checks talk to the harness's real PostgreSQL, Redis and Swift.
+"""
+
+import contextlib
+import io
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import psycopg2
+import pytest
+import redis
+import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from stateless_odoo import events, jsonlog, observe
+from stateless_odoo.errors import ConfigError
+from stateless_odoo.health import HealthCheck
+from stateless_odoo.statsd_metrics import StatsdSettings, StatsdSink, name_part
+
+from .conftest import unique_name
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def serving(app):
+    """``app`` on a loopback port in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def hello(environ, start_response):
+    """A stand-in application that logs a line and counts SQL the way Odoo does."""
+    thread = threading.current_thread()
+    thread.query_count = 3
+    thread.query_time = 0.004
+    logging.getLogger("app").info("serving %s", environ["PATH_INFO"])
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def make_record(msg, *args, name="app", level=logging.INFO, exc_info=None, **extra):
+    record = logging.LogRecord(name, level, __file__, 1, msg, args, exc_info)
+    record.__dict__.update(extra)
+    return record
+
+
+# -- redaction ----------------------------------------------------------------------------
+
+SECRET = "Zk9dummysecretvalue"
+SID = "A" * 40 + "b" * 44  # 84 characters, an Odoo session id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"login failed {{'login': 'admin', 'password': '{SECRET}'}}",
+        f'{{"password": "{SECRET}", "db": "x"}}',
+        f"GET /web/content/12?access_token={SECRET}&download=1",
+        f"GET /mail/view?token={SECRET}",
+        f"Cookie: session_id={SECRET}; frontend_lang=en_US",
+        f"headers {{'Authorization': 'Bearer {SECRET}'}}",
+        f"Authorization: Basic {SECRET}",
+        f"api_key={SECRET}",
+        f"session {SID} expired",
+        f"AWS_SECRET_ACCESS_KEY={SECRET}",
+    ],
+)
+def test_redact_masks_secrets(text):
+    redacted = jsonlog.redact(text)
+    assert SECRET not in redacted and SID not in redacted
+    assert "***" in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Job 'Mail: Email Queue Manager' (3) done in 0.012s",
+        "registry loaded in 1.234s",
+        "the side panel of res.partner(7,)",
+        "considered sidebar tokenizer",
+    ],
+)
+def test_redact_leaves_ordinary_lines_alone(text):
+    assert jsonlog.redact(text) == text
+
+
+# -- the JSON formatter -------------------------------------------------------------------
+
+
+def format_json(record):
+    return json.loads(jsonlog.JsonFormatter().format(record))
+
+
+def test_json_line_has_the_fields_pipelines_expect():
+    threading.current_thread().dbname = "prod_db"
+    try:
+        line = format_json(make_record("hello %s", "world", customer="acme"))
+    finally:
+        del threading.current_thread().dbname
+    assert line["message"] == "hello world"
+    assert line["level"] == "INFO" and line["severity"] == "INFO"
+    assert line["logger"] == "app"
+    assert line["dbname"] == "prod_db"
+    assert line["request_id"] is None and line["uid"] is None
+    assert line["customer"] == "acme"  # extra= fields are kept
+    assert line["timestamp"].endswith("Z") and "T" in line["timestamp"]
+    assert isinstance(line["pid"], int)
+    assert "perf_info" not in line
+
+
+def test_odoo_level_25_and_critical_map_to_severities():
+    assert format_json(make_record("x", level=25))["severity"] == "INFO"
+    assert format_json(make_record("x", level=logging.CRITICAL))["severity"] == "CRITICAL"
+
+
+def test_exception_fields_and_redacted_traceback():
+    try:
+        raise ValueError(f"bad password={SECRET}")
+    except ValueError:
+        record = make_record("it failed", level=logging.ERROR, exc_info=sys.exc_info())
+    text = jsonlog.JsonFormatter().format(record)
+    assert SECRET not in text
+    line = json.loads(text)
+    assert line["exception_type"] == "ValueError"
+    assert "password=***" in line["exception_message"]
+    assert "Traceback" in line["traceback"] and "raise ValueError" in line["traceback"]
+
+
+def test_secret_in_message_args_and_extras_is_redacted():
+    record = make_record("params %s", {"password": SECRET}, header=f"Bearer {SECRET}")
+    text = jsonlog.JsonFormatter().format(record)
+    assert SECRET not in text
+
+
+def test_install_puts_the_formatter_on_every_root_handler():
+    root = logging.Logger("root-for-test")
+    stream = io.StringIO()
+    handlers = [logging.StreamHandler(stream), logging.StreamHandler(io.StringIO())]
+    for handler in handlers:
+        root.addHandler(handler)
+    assert jsonlog.install(root) == 2
+    root.warning("careful %s", "now")
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "careful now" and line["level"] == "WARNING"
+
+
+# -- the request observer over real HTTP ---------------------------------------------------
+
+
+@pytest.fixture
+def captured_logs():
+    """JSON lines of the ``app`` and ``werkzeug`` loggers."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(jsonlog.JsonFormatter())
+    loggers = [logging.getLogger("app"), logging.getLogger("werkzeug")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    for logger in loggers:
+        logger.removeHandler(handler)
+
+
+def test_request_id_generated_echoed_and_on_the_log_lines(captured_logs):
+    observer = observe.Observer()
+    seen = []
+    observer.add_listener(seen.append)
+    with serving(observer.middleware(hello)) as url:
+        response = requests.get(f"{url}/web/hello?password=x", timeout=5)
+    rid = response.headers["X-Request-ID"]
+    assert len(rid) == 32
+    (line,) = [line for line in captured_logs() if line["logger"] == "app"]
+    assert line["request_id"] == rid
+    (info,) = seen
+    assert (info.request_id, info.method, info.path, info.status) == (rid, "GET", "/web/hello", 200)
+    assert info.sql_count == 3 and info.sql_time == pytest.approx(0.004)
+    assert info.duration > 0
+
+
+def test_incoming_request_id_is_kept_when_sane_and_replaced_when_not():
+    observer = observe.Observer(observe.ObserverSettings(request_id_header="X-Correlation-ID"))
+    with serving(observer.middleware(hello)) as url:
+        kept = requests.get(url, headers={"X-Correlation-ID": "lb-1234.abc"}, timeout=5)
+        bad = requests.get(url, headers={"X-Correlation-ID": "x" * 300}, timeout=5)
+        injected = requests.get(url, headers={"X-Correlation-ID": 'a"b\\c'}, timeout=5)
+    assert kept.headers["X-Correlation-ID"] == "lb-1234.abc"
+    assert len(bad.headers["X-Correlation-ID"]) == 32
+    assert len(injected.headers["X-Correlation-ID"]) == 32
+
+
+def test_no_stale_request_id_after_the_request():
+    observer = observe.Observer()
+    after = []
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"x"]
+
+    wrapped = observer.middleware(app)
+    result = wrapped({"PATH_INFO": "/a", "REQUEST_METHOD": "GET"}, lambda *a: None)
+    assert observe.current() is not None  # the server has not closed the response yet
+    list(result)
+    result.close()
+    after.append(observe.current())
+    assert after == [None]
+    line = json.loads(jsonlog.JsonFormatter().format(make_record("between requests")))
+    assert line["request_id"] is None
+
+
+def test_access_line_fields_without_query_string(captured_logs):
+    observer = observe.Observer()
+
+    def app(environ, start_response):
+        thread = threading.current_thread()
+        thread.query_count, thread.query_time = 7, 0.01
+        start_response("201 Created", [])
+        return [b"ok"]
+
+    wrapped = observer.middleware(app)
+    environ = {"PATH_INFO": "/web/image/5", "REQUEST_METHOD": "GET"}
+    result = wrapped(environ, lambda *a: None)
+    # what werkzeug logs once the headers are sent, before closing the response
+    logging.getLogger("werkzeug").info(
+        '%s - - [%s] "%s" %s %s\n'.replace("%s - - [%s] ", "127.0.0.1 - - [now] "),
+        f"GET /web/image/5?access_token={SECRET} HTTP/1.1",
+        "201",
+        "-",
+    )
+    result.close()
+    (line,) = captured_logs()
+    assert SECRET not in json.dumps(line)
+    assert "?" not in line["message"] and "GET /web/image/5 HTTP/1.1" in line["message"]
+    assert line["http_method"] == "GET" and line["http_path"] == "/web/image/5"
+    assert line["http_status"] == 201
+    assert line["sql_count"] == 7 and line["sql_ms"] == pytest.approx(10.0)
+    assert line["duration_ms"] >= 0
+
+
+def test_quiet_paths_drop_successful_access_lines_only():
+    quiet = jsonlog.QuietAccessFilter(["/web/health"])
+    observer = observe.Observer()
+
+    def answer(status):
+        def app(environ, start_response):
+            start_response(status, [])
+            return [b""]
+
+        return app
+
+    for status, logged in (("200 OK", False), ("503 Service Unavailable", True)):
+        result = observer.middleware(answer(status))(
+            {"PATH_INFO": "/web/health", "REQUEST_METHOD": "GET"}, lambda *a: None
+        )
+        record = make_record(
+            '"%s" %s %s', "GET /web/health HTTP/1.1", status[:3], "-", name="werkzeug"
+        )
+        assert quiet.filter(record) is logged
+        result.close()
+
+
+def test_endpoints_are_served_before_the_application():
+    observer = observe.Observer()
+
+    def metrics(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"metrics"]
+
+    def app(environ, start_response):
+        raise AssertionError("the application must not see /metrics")
+
+    observer.add_endpoint("/metrics", metrics)
+    with serving(observer.middleware(app)) as url:
+        response = requests.get(f"{url}/metrics", timeout=5)
+    assert response.text == "metrics" and "X-Request-ID" in response.headers
+
+
+def test_a_failing_listener_never_breaks_the_request(caplog):
+    observer = observe.Observer()
+
+    def broken(info):
+        raise RuntimeError("sink down")
+
+    observer.add_listener(broken)
+    observer.add_enricher(broken)
+    with serving(observer.middleware(hello)) as url:
+        first = requests.get(url, timeout=5)
+        second = requests.get(url, timeout=5)
+    assert first.status_code == second.status_code == 200
+    assert [r for r in caplog.records if "failed (RuntimeError)" in r.getMessage()]
+
+
+def test_websocket_handshake_ends_the_request_before_the_connection():
+    observer = observe.Observer()
+    seen = []
+    observer.add_listener(seen.append)
+
+    def app(environ, start_response):
+        start_response("101 Switching Protocols", [])
+        return [b""]
+
+    result = observer.middleware(app)({"PATH_INFO": "/websocket"}, lambda *a: None)
+    assert [(i.route_type, i.status) for i in seen] == [("websocket", 101)]
+    assert observe.current() is not None  # lines of the connection keep the id
+    result.close()
+    assert len(seen) == 1 and observe.current() is None
+
+
+def test_observer_settings_from_env():
+    settings = observe.ObserverSettings.from_env(
+        {"ODOO_REQUEST_ID_HEADER": "X-Trace", "ODOO_ACCESS_LOG_QUIET_PATHS": "/a, /b"}
+    )
+    assert settings.environ_key == "HTTP_X_TRACE" and settings.quiet_paths == ("/a", "/b")
+    with pytest.raises(ConfigError, match="ODOO_REQUEST_ID_HEADER"):
+        observe.ObserverSettings.from_env({"ODOO_REQUEST_ID_HEADER": "X Trace"})
+    with pytest.raises(ConfigError, match="ODOO_ACCESS_LOG_QUIET_PATHS"):
+        observe.ObserverSettings.from_env({"ODOO_ACCESS_LOG_QUIET_PATHS": "health"})
+
+
+# -- statsd over a real UDP socket ---------------------------------------------------------
+
+
+@pytest.fixture
+def udp_listener():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+
+    def packets(count=1):
+        lines = []
+        for _ in range(count):
+            data, _addr = sock.recvfrom(65535)
+            lines.extend(data.decode().splitlines())
+        return lines
+
+    packets.port = sock.getsockname()[1]
+    yield packets
+    sock.close()
+
+
+def statsd_sink(port, **extra):
+    env = {
+        "ODOO_STATSD": "1",
+        "STATSD_CUSTOMER": "acme",
+        "RUNNING_ENV": "prod",
+        "STATSD_HOST": "127.0.0.1",
+        "STATSD_PORT": str(port),
+        **extra,
+    }
+    sink = StatsdSink(StatsdSettings.from_env(env))
+    sink.start()
+    deadline = time.monotonic() + 5
+    while sink.client is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return sink
+
+
+def test_statsd_names_of_a_request_as_the_platform_expects(udp_listener):
+    sink = statsd_sink(udp_listener.port)
+    info = observe.RequestInfo("rid", "POST", "/web/dataset/call_button")
+    info.status, info.duration, info.sql_count, info.sql_time = 200, 0.25, 12, 0.05
+    info.button = ("sale.order", "action_confirm")
+    sink(info)
+    lines = udp_listener()
+    names = {line.split(":")[0]: line for line in lines}
+    assert names["odoo.http.request.acme.prod"] == "odoo.http.request.acme.prod:250.000000|ms"
+    assert "odoo.http.button.acme.prod.sale_order.action_confirm" in names
+    assert names["odoo.http.status.acme.prod.2xx"].endswith(":1|c")
+    assert names["odoo.http.sql.acme.prod.queries"].endswith(":12|c")
+    assert "odoo.http.sql.acme.prod.time" in names
+    assert "odoo.worker.acme.prod.memory" in names
+
+
+def test_statsd_store_session_cron_and_migration_events(udp_listener):
+    sink = statsd_sink(udp_listener.port, STATSD_PREFIX="platform.odoo", STATSD_ENVIRONMENT="int")
+    sink.on_event("store", {"kind": "s3", "op": "put", "seconds": 0.01, "ok": False})
+    sink.on_event("session", {"op": "revoke devices", "seconds": 0.001, "ok": True})
+    sink.on_event("cron", {"seconds": 2.0, "ok": False})
+    sink.on_event("migration", {"target": "s3", "moved": 5, "bytes": 1000, "skipped": 0})
+    names = [line.split(":")[0] for line in udp_listener(4)]
+    assert names == [
+        "platform.odoo.store.acme.int.s3.put",
+        "platform.odoo.store.acme.int.s3.put.errors",
+        "platform.odoo.session.acme.int.revoke_devices",
+        "platform.odoo.cron.acme.int",
+        "platform.odoo.cron.acme.int.failed",
+        "platform.odoo.attachment.migration.acme.int.moved",
+        "platform.odoo.attachment.migration.acme.int.bytes",
+    ]
+
+
+def test_statsd_unresolvable_host_never_fails_nor_waits(caplog):
+    sink = StatsdSink(
+        StatsdSettings.from_env(
+            {
+                "ODOO_STATSD": "1",
+                "STATSD_CUSTOMER": "a",
+                "RUNNING_ENV": "p",
+                "STATSD_HOST": "statsd.invalid",
+            }
+        )
+    )
+    info = observe.RequestInfo("r", "GET", "/")
+    info.status, info.duration = 200, 0.1
+    start = time.perf_counter()
+    for _ in range(100):
+        sink(info)
+    assert time.perf_counter() - start < 1.0  # no DNS lookup on the request path
+    deadline = time.monotonic() + 15
+    while not [r for r in caplog.records if "STATSD_HOST" in r.getMessage()]:
+        assert time.monotonic() < deadline, "the unresolvable host was never reported"
+        time.sleep(0.05)
+
+
+def test_statsd_settings_name_the_variable():
+    assert not StatsdSettings.from_env({}).enabled
+    with pytest.raises(ConfigError, match="STATSD_CUSTOMER"):
+        StatsdSettings.from_env({"ODOO_STATSD": "1"})
+    with pytest.raises(ConfigError, match="STATSD_ENVIRONMENT"):
+        StatsdSettings.from_env({"ODOO_STATSD": "1", "STATSD_CUSTOMER": "a"})
+    with pytest.raises(ConfigError, match="STATSD_PORT"):
+        StatsdSettings.from_env(
+            {"ODOO_STATSD": "1", "STATSD_CUSTOMER": "a", "RUNNING_ENV": "p", "STATSD_PORT": "x"}
+        )
+    assert name_part("sale.order line") == "sale_order_line"
+
+
+# -- events from the real stores -----------------------------------------------------------
+
+
+def test_store_operations_are_reported_as_events(store):
+    seen = []
+
+    def sink(event, fields):
+        seen.append((event, fields["kind"], fields["op"], fields["ok"]))
+
+    events.subscribe(sink)
+    try:
+        store.put("a/key", b"data")
+        store.get_bytes("a/key")
+        assert not store.exists("missing/key")
+    finally:
+        events.unsubscribe(sink)
+    kind = store.scheme
+    assert ("store", kind, "put", True) in seen
+    assert ("store", kind, "get", True) in seen
+    assert ("store", kind, "head", True) in seen  # a missing object is an answer
+
+
+def test_a_failing_sink_never_breaks_the_store(store, caplog):
+    def broken(event, fields):
+        raise RuntimeError("statsd gone")
+
+    events._failed.clear()  # logged once per process and kind of error: start afresh
+    events.subscribe(broken)
+    try:
+        store.put("k", b"v")
+        assert store.get_bytes("k") == b"v"
+    finally:
+        events.unsubscribe(broken)
+    assert len([r for r in caplog.records if "metrics sink" in r.getMessage()]) == 1
+
+
+# -- the deep health check against the real services ---------------------------------------
+
+
+def test_health_passes_against_real_services(services, make_fresh_store):
+    store = make_fresh_store("swift")
+    client = redis.Redis.from_url(services["TEST_REDIS_URL"], socket_timeout=1)
+    check = HealthCheck(timeout=5)
+    check.add(
+        "database",
+        lambda: psycopg2.connect(
+            host="127.0.0.1", dbname="postgres", user="postgres", connect_timeout=2
+        ).close(),
+    )
+    check.add("redis", client.ping)
+    check.add("object_storage", lambda: store.exists(unique_name()))
+    with serving(check.endpoint) as url:
+        response = requests.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["status"] == "pass"
+    assert set(report["checks"]) == {"database", "redis", "object_storage"}
+
+
+def test_health_names_the_failed_dependency_and_bounds_a_hang(closed_port, hanging_port):
+    check = HealthCheck(timeout=0.5)
+    no_retry = Retry(NoBackoff(), 0)
+    check.add("redis", redis.Redis(port=closed_port, socket_connect_timeout=1, retry=no_retry).ping)
+    check.add(
+        "database",
+        lambda: psycopg2.connect(
+            host="127.0.0.1", port=hanging_port, dbname="x", connect_timeout=30
+        ).close(),
+    )
+    check.add("ok", lambda: None)
+    start = time.perf_counter()
+    ok, report = check.run()
+    assert time.perf_counter() - start < 2
+    assert not ok and report["status"] == "fail"
+    assert report["checks"]["ok"]["status"] == "pass"
+    assert report["checks"]["redis"]["status"] == "fail"
+    assert "ConnectionError" in report["checks"]["redis"]["error"]
+    assert report["checks"]["database"]["error"] == "timed out after 0.5 s"
