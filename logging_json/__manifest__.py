@@ -7,5 +7,7 @@
     "license": "AGPL-3",
     "category": "Technical",
     "depends": ["base"],
-    "installable": False,
+    "external_dependencies": {"python": ["stateless_odoo", "pythonjsonlogger"]},
+    "post_load": "post_load",
+    "installable": True,
 }

@@ -7,5 +7,7 @@
     "license": "AGPL-3",
     "category": "Technical",
     "depends": ["base", "web"],
-    "installable": False,
+    "external_dependencies": {"python": ["stateless_odoo", "prometheus_client"]},
+    "post_load": "post_load",
+    "installable": True,
 }

@@ -176,7 +176,10 @@ def free_port():
 #: variables of the suite's contract: never inherited from the caller's environment, so
 #: that a developer's own AWS_*, SWIFT_* or ODOO_SESSION_REDIS_SENTINEL_HOST cannot send
 #: the tests to a real store or Redis
-_CONTRACT = ("AWS_", "SWIFT_", "ODOO_", "STATSD_", "RUNNING_ENV", "DISABLE_ATTACHMENT_STORAGE")
+_CONTRACT = (
+    "AWS_", "SWIFT_", "ODOO_", "STATSD_", "RUNNING_ENV", "DISABLE_ATTACHMENT_STORAGE",
+    "PROMETHEUS_",
+)  # fmt: skip
 
 
 def odoo_environment(services, container):

@@ -1,0 +1,15 @@
+"""JSON log lines (``ODOO_LOGGING_JSON=1``), from ``post_load``.
+
+Server-wide (``--load=web,...,logging_json``): Odoo has installed its log handlers
+(stream, file or syslog) when server-wide modules load, before prefork workers fork;
+every handler gets the JSON formatter, and every request an id (see
+``stateless_odoo.observe``).
+"""
+
+import odoo
+
+from stateless_odoo import odoo_glue
+
+
+def post_load():
+    odoo_glue.install_json_logging(odoo)

@@ -1,0 +1,129 @@
+"""Helpers for the addons' tests: start another Odoo server as a subprocess.
+
+The Odoo tier's tests start real Odoo servers (threaded or prefork) with their own
+environment variables and ``--load`` line, as a deployment would, and talk to them over
+HTTP. Nothing here imports Odoo: the caller gives the command line.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OdooServer:
+    """``command`` (an Odoo command line without ports) started with ``env``; its
+    output goes to ``log_path`` when given. Use as a context manager."""
+
+    def __init__(self, command, env, *, log_path=None, wrapper=(), timeout=90):
+        self.port = free_port()
+        self.gevent_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.command = [
+            *wrapper,
+            *command,
+            "--http-interface=127.0.0.1",
+            f"--http-port={self.port}",
+            f"--gevent-port={self.gevent_port}",
+        ]
+        self.env = env
+        self.timeout = timeout
+        self.proc = None
+
+    def __enter__(self):
+        output = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(  # noqa: S603 - the test's own command
+                self.command, env=self.env, stdout=output, stderr=subprocess.STDOUT
+            )
+        finally:
+            if self.log_path:
+                output.close()
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"Odoo exited with {self.proc.returncode}: {self.log_tail()}")
+            try:
+                if requests.get(f"{self.url}/web/health", timeout=2).status_code == 200:
+                    return self
+            except requests.exceptions.RequestException:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise AssertionError(f"Odoo did not answer on {self.url}: {self.log_tail()}")
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # a clean stop: workers are reaped
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_lines(self):
+        if not self.log_path or not os.path.exists(self.log_path):
+            return []
+        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+            return handle.read().splitlines()
+
+    def log_tail(self, count=30):
+        return "\n".join(self.log_lines()[-count:])
+
+
+def odoo_command(odoo, *args):
+    """The command line of the running Odoo (``odoo`` given by the caller), with its
+    addons path and database connection, plus ``args``.
+
+    Its ``odoo`` script (or ``odoo-bin``), not ``python -m odoo``: prefork re-executes
+    ``sys.argv[0]`` for the websocket process, which fails for ``odoo/__main__.py``."""
+    config = odoo.tools.config
+    script = os.path.join(os.path.dirname(sys.executable), "odoo")
+    if os.path.isfile(script):
+        launcher = [script]
+    else:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
+        launcher = [sys.executable, os.path.join(root, "odoo-bin")]
+    return [
+        *launcher,
+        f"--addons-path={config['addons_path']}",
+        "--db_host",
+        config["db_host"] or "127.0.0.1",
+        "--db_port",
+        str(config["db_port"] or 5432),
+        "--db_user",
+        config["db_user"],
+        "--max-cron-threads=0",
+        *args,
+    ]
+
+
+class RealServicesMixin:
+    """For Odoo test classes whose code reaches the local services over HTTP.
+
+    In tests Odoo replaces ``requests.Session.send`` with a handler that lets loopback
+    requests through but compares their timeout with a number; swiftclient passes
+    ``(connect, read)`` tuples, which requests accepts. Give that handler one number.
+    """
+
+    @classmethod
+    def _request_handler(cls, s, r, /, **kw):
+        timeout = kw.get("timeout")
+        if isinstance(timeout, tuple):
+            kw["timeout"] = max(t for t in timeout if t is not None)
+        return super()._request_handler(s, r, **kw)
