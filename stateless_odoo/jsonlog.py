@@ -67,12 +67,23 @@ _REDACTIONS = (
     # Odoo's session ids: 84 URL-safe base64 characters (63 random bytes)
     (re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{84}(?![A-Za-z0-9_-])"), lambda m: _MASK),
 )
-_MAYBE_SECRET = re.compile(r"(?i)" + _SECRET_WORDS + r"|authorization|bearer|[A-Za-z0-9_-]{84}")
+#: cheap test before the expressions above: a secret comes with one of these words
+#: (lowercase), or is a long token
+_HINTS = ("pass", "pwd", "secret", "key", "token", "session", "sid", "auth", "bearer")
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{84}")
+
+
+def _may_hold_secret(text):
+    lower = text.lower()
+    for hint in _HINTS:
+        if hint in lower:
+            return True
+    return len(text) >= 84 and _LONG_TOKEN.search(text) is not None
 
 
 def redact(text):
     """``text`` with its secrets replaced by ``***``."""
-    if not text or not _MAYBE_SECRET.search(text):
+    if not text or not _may_hold_secret(text):
         return text
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
@@ -87,6 +98,12 @@ def _iso_utc(created):
     stamp = datetime.fromtimestamp(created, tz=timezone.utc)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
+
+#: fields this formatter fills from values that cannot hold a secret (or are redacted)
+_OWN_FIELDS = frozenset(
+    ("timestamp", "level", "severity", "logger", "message", "request_id", "http_method",
+     "http_route", "exception_type")
+)  # fmt: skip
 
 #: record attributes Odoo or werkzeug add that have structured equivalents here
 _ODOO_ATTRS = ("perf_info", "pid", "dbname")
@@ -129,7 +146,7 @@ class JsonFormatter(_LibraryJsonFormatter):
             log_data["exception_message"] = redact(str(record.exc_info[1]))
         super().add_fields(log_data, record, message_dict)
         for key, value in log_data.items():
-            if isinstance(value, str) and key not in ("message", "timestamp"):
+            if isinstance(value, str) and key not in _OWN_FIELDS:
                 log_data[key] = redact(value)
         log_data["message"] = message  # the library copies the record's own
 

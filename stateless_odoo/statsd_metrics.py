@@ -30,6 +30,7 @@ or wrong host never fails nor slows a request; it is logged, by name.
 """
 
 import logging
+import os
 import re
 import threading
 import time
@@ -96,6 +97,7 @@ class StatsdSink:
         self._client = None
         self._client_factory = client_factory or self._make_client
         self._resolving = threading.Lock()
+        self._pid = os.getpid()
         self._next_resolve = 0.0
         self._memory_at = 0.0
         self._warned = False
@@ -121,6 +123,11 @@ class StatsdSink:
     def client(self):
         """The UDP client, or ``None`` while the host does not resolve (never blocks)."""
         client = self._client
+        if client is None and self._pid != os.getpid():
+            # forked while the parent was resolving: the lock came locked, its thread not
+            self._pid = os.getpid()
+            self._resolving = threading.Lock()
+            self._next_resolve = 0.0
         if client is None and time.monotonic() >= self._next_resolve:
             if self._resolving.acquire(blocking=False):
                 self._next_resolve = time.monotonic() + RESOLVE_RETRY

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import logging
+import logging.handlers
 import socket
 import sys
 import threading
@@ -523,3 +524,25 @@ def test_health_names_the_failed_dependency_and_bounds_a_hang(closed_port, hangi
     assert report["checks"]["redis"]["status"] == "fail"
     assert "ConnectionError" in report["checks"]["redis"]["error"]
     assert report["checks"]["database"]["error"] == "timed out after 0.5 s"
+
+
+def test_syslog_handler_sends_json_over_a_real_socket():
+    """Odoo's --syslog handler is a SysLogHandler: here over UDP to a local socket."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    handler = logging.handlers.SysLogHandler(address=receiver.getsockname())
+    root = logging.Logger("syslog-root")
+    root.addHandler(handler)
+    try:
+        assert jsonlog.install(root) == 1
+        root.error("disk %s is full, password=%s", "/var", SECRET)
+        data = receiver.recv(65535).decode()
+    finally:
+        handler.close()
+        receiver.close()
+    priority, _, payload = data.partition(">")
+    assert priority == "<11"  # user facility, error
+    line = json.loads(payload.rstrip("\x00"))
+    assert line["message"] == "disk /var is full, password=***"
+    assert line["severity"] == "ERROR"

@@ -27,11 +27,14 @@ PRE_LOGGING = re.compile(r"^(\S+:\d+: \w*Warning: |  \S)")
 class TestJsonLogs(TransactionCase):
     # not an HttpCase: its transaction locks web.base.url, which an admin login on
     # the other server writes
-    def _run_server(self, *args, requests_to_send):
+    def _run_server(self, *args, requests_to_send, logfile=False):
         workdir = tempfile.mkdtemp(prefix="logging-json-")
         self.addCleanup(shutil.rmtree, workdir, True)
         env = dict(os.environ, ODOO_LOGGING_JSON="1")
         env.pop("ODOO_PY_COLORS", None)
+        output = os.path.join(workdir, "stdout.log")
+        if logfile:  # Odoo's file handler instead of its stream handler
+            args = (*args, f"--logfile={os.path.join(workdir, 'odoo.log')}")
         command = odoo_command(
             odoo,
             "-d",
@@ -40,8 +43,10 @@ class TestJsonLogs(TransactionCase):
             f"--data-dir={workdir}",
             *args,
         )
-        with OdooServer(command, env, log_path=os.path.join(workdir, "odoo.log")) as server:
+        with OdooServer(command, env, log_path=output) as server:
             answers = requests_to_send(server.url)
+        if logfile:
+            server.log_path = os.path.join(workdir, "odoo.log")
         return answers, server.log_lines()
 
     @staticmethod
@@ -104,8 +109,8 @@ class TestJsonLogs(TransactionCase):
         self.assertEqual(len(ids), len(set(ids)), ids)
         return records
 
-    def test_threaded_server_logs_json_lines(self):
-        answers, lines = self._run_server(requests_to_send=self._requests)
+    def test_threaded_server_logs_json_lines_to_its_logfile(self):
+        answers, lines = self._run_server(requests_to_send=self._requests, logfile=True)
         self._check(answers, lines)
 
     def test_prefork_server_logs_json_lines(self):
