@@ -18,11 +18,12 @@ the answer then is Odoo's own.
 """
 
 import logging
+import time
 from urllib.parse import urlsplit
 
 import werkzeug.exceptions
 import werkzeug.http
-from odoo.http import Response, Stream, request
+from odoo.http import STATIC_CACHE_LONG, Response, Stream, request
 
 from stateless_odoo.errors import ObjectNotFound, StatelessOdooError
 from stateless_odoo.storage import content_disposition
@@ -80,11 +81,13 @@ class ObjectStream(Stream):
             )
         if as_attachment is None:
             as_attachment = self.as_attachment
+        if immutable is None:
+            immutable = self.immutable
         try:
             store, key = self._locate()
             mode = self._settings.serving
             if mode == "stream":
-                res = self._streamed(store, key, as_attachment)
+                res = self._streamed(store, key, as_attachment, immutable)
             else:
                 url = store.presigned_get_url(
                     key,
@@ -112,7 +115,7 @@ class ObjectStream(Stream):
         name = self.download_name or "file"
         return {"Content-Disposition": content_disposition(name, inline=not as_attachment)}
 
-    def _streamed(self, store, key, as_attachment):
+    def _streamed(self, store, key, as_attachment, immutable):
         httprequest = request.httprequest
         etag = self.etag if isinstance(self.etag, str) else None
         if not werkzeug.http.is_resource_modified(
@@ -146,10 +149,22 @@ class ObjectStream(Stream):
             res.set_etag(etag)
         if self.last_modified:
             res.last_modified = self.last_modified
-        res.cache_control.private = True
-        if self.max_age is not None:
-            res.cache_control.max_age = self.max_age
+        self._cache_headers(res, immutable)
         return res
+
+    def _cache_headers(self, res, immutable):
+        """As Odoo's ``Stream.get_response``: unique URLs (``immutable``) are cached
+        for a year, others for ``max_age``; public only for public streams."""
+        max_age = STATIC_CACHE_LONG if immutable else self.max_age
+        if max_age is not None and max_age > 0:
+            res.cache_control.max_age = max_age
+            res.expires = int(time.time() + max_age)
+        if self.public and max_age:
+            res.cache_control.public = True
+        else:
+            res.cache_control.private = True
+        if immutable:
+            res.cache_control["immutable"] = None  # None sets the directive
 
     def _small_object(self, store, key):
         """The bytes of a small object through the process's cache (None: stream it)."""
@@ -178,6 +193,9 @@ class ObjectStream(Stream):
             return None
         if len(ranges.ranges) != 1:
             return None
+        start, stop = ranges.ranges[0]
+        if stop is None and start < 0 and -start > self.size:
+            return (0, self.size)  # a suffix longer than the object: all of it (RFC 9110)
         wanted = ranges.range_for_length(self.size)
         if wanted is None:
             raise werkzeug.exceptions.RequestedRangeNotSatisfiable(length=self.size)

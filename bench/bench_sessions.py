@@ -171,6 +171,7 @@ def load(url, sid, seconds, clients, workload):
     latencies.sort()
     return {
         "rps": len(latencies) / elapsed,
+        "count": len(latencies),
         "p50": latencies[len(latencies) // 2] * 1000,
         "p95": latencies[int(len(latencies) * 0.95)] * 1000,
     }

@@ -40,6 +40,8 @@ TARGETS = ("store", "db", "file")
 #: content up to this size is read whole (one read, hashed, sent as bytes); larger
 #: content is streamed from disk or from the store and never held whole in memory
 WHOLE_READ_LIMIT = 4 * 1024 * 1024
+#: tries of the SHARE lock (0.2 s apart, never queued) before local files are removed
+REMOVE_LOCK_ATTEMPTS = 50
 #: database content fetched per query, in bytes (bounds memory)
 DB_FETCH_BYTES = 64 * 1024 * 1024
 
@@ -265,12 +267,16 @@ class Migration:
 
     def _batch_with_retries(self, pool, last_id, report, attempts=3):
         for attempt in range(1, attempts + 1):
+            counts = (report.moved, report.bytes, report.contents, len(report.skipped))
             try:
                 return self._batch(pool, last_id, report)
             except Exception as exc:
                 # a row changed under the batch (REPEATABLE READ): read it again
                 if getattr(exc, "pgcode", None) != "40001" or attempt == attempts:
                     raise
+                # the rolled back attempt counts for nothing
+                report.moved, report.bytes, report.contents = counts[:3]
+                del report.skipped[counts[3] :]
                 self.log.info("attachment migration: batch after id %d retried", last_id)
         raise AssertionError("unreachable")
 
@@ -278,6 +284,9 @@ class Migration:
         to_remove = []
         to_collect = []
         with self._cursor() as cr:
+            # files written below are not referenced until this transaction commits:
+            # Odoo's filestore collection (SHARE lock) must wait for it
+            cr.execute("LOCK TABLE ir_attachment IN ROW EXCLUSIVE MODE")
             cr.execute(
                 f"""SELECT id, store_fname, checksum, mimetype, coalesce(file_size, 0)
                     FROM ir_attachment
@@ -319,7 +328,7 @@ class Migration:
             mine = [url for url in to_collect if url.startswith(f"{stores.kind}://")]
             if mine:
                 with self._cursor() as cr:
-                    objectgc.collect(cr, stores, only=mine)
+                    objectgc.collect(cr, stores, only=mine, attempts=REMOVE_LOCK_ATTEMPTS)
         return len(rows), rows[-1][0]
 
     def _plan(self, rows):
@@ -443,6 +452,8 @@ class Migration:
             raise
         except OSError as exc:
             return f"its file cannot be read: {exc}"
+        except ValueError as exc:  # a store_fname outside the filestore
+            return str(exc)
 
     def _check(self, group, sha1, size):
         if group.checksum and sha1 != group.checksum:
@@ -478,6 +489,7 @@ class Migration:
             if error:
                 return error
             fname = f"{group.checksum[:2]}/{group.checksum}"
+            os.makedirs(os.path.join(self.filestore, fname[:2]), exist_ok=True)
             os.replace(tmp, os.path.join(self.filestore, fname))
             tmp = None
             group.new_fname = fname
@@ -510,17 +522,12 @@ class Migration:
         removed = 0
         with self._cursor() as cr:
             cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            cr.execute("SET LOCAL lock_timeout = '30s'")
-            try:
-                cr.execute("LOCK TABLE ir_attachment IN SHARE MODE")
-            except Exception as exc:
-                if getattr(exc, "pgcode", None) != "55P03":  # lock_not_available
-                    raise
-                cr.rollback()
+            if not objectgc.share_lock(cr, attempts=REMOVE_LOCK_ATTEMPTS):
                 self.log.warning(
                     "attachment migration: %d local files kept (their rows moved): writers"
-                    " held ir_attachment for 30 s; they are unreferenced and can go",
+                    " held ir_attachment for %.0f s; they are unreferenced and can go",
                     len(set(fnames)),
+                    REMOVE_LOCK_ATTEMPTS * 0.2,
                 )
                 return 0
             cr.execute(

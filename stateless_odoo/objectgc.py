@@ -22,7 +22,9 @@ Cursors are DB-API cursors with ``execute``/``fetchall`` (Odoo's ``Cursor`` or
 :class:`stateless_odoo.pg.PgCursor`); transactions are the caller's.
 """
 
+import inspect
 import logging
+import time
 from dataclasses import dataclass
 
 from .attachments import is_object_url
@@ -80,7 +82,48 @@ class CollectResult:
     lock_timeout: bool = False
 
 
-def collect(cr, stores, *, only=None, limit=1000, lock_timeout="5s"):
+def share_lock(cr, *, attempts=1, pause=0.2):
+    """Take the SHARE lock on ``ir_attachment`` without ever queueing for it.
+
+    A SHARE request waiting in PostgreSQL's queue holds back every later writer of
+    ``ir_attachment`` (their ROW EXCLUSIVE conflicts with it) for as long as it waits:
+    a collection must never stall the users' uploads. So: ``NOWAIT``, tried
+    ``attempts`` times ``pause`` seconds apart. Returns whether it is held; the
+    transaction stays usable either way."""
+    for attempt in range(attempts):
+        cr.execute("SAVEPOINT stateless_share_lock")
+        try:
+            _execute_quietly(cr, "LOCK TABLE ir_attachment IN SHARE MODE NOWAIT")
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) != "55P03":  # lock_not_available
+                raise
+            cr.execute("ROLLBACK TO SAVEPOINT stateless_share_lock")
+            if attempt + 1 < attempts:
+                time.sleep(pause)
+            continue
+        cr.execute("RELEASE SAVEPOINT stateless_share_lock")
+        return True
+    return False
+
+
+def _execute_quietly(cr, query):
+    """``cr.execute(query)``, without Odoo's ERROR log line when it fails: a lock not
+    available is an answer here, not a bad query."""
+    execute = cr.execute
+    quiet = _QUIET.get(type(cr))
+    if quiet is None:
+        try:
+            quiet = "log_exceptions" in inspect.signature(execute).parameters
+        except (TypeError, ValueError):
+            quiet = False
+        _QUIET[type(cr)] = quiet
+    return execute(query, None, log_exceptions=False) if quiet else execute(query)
+
+
+_QUIET = {}
+
+
+def collect(cr, stores, *, only=None, limit=1000, attempts=1):
     """Delete the candidates that no attachment references; commit is the caller's.
 
     ``cr`` must be a cursor whose transaction has not started (the isolation level is set
@@ -89,18 +132,14 @@ def collect(cr, stores, *, only=None, limit=1000, lock_timeout="5s"):
     is touched. ``only`` limits
     the collection to these URLs (the candidates one transaction just made).
     Objects are deleted before the candidates' rows: a failure leaves them candidates.
+    ``attempts``: how many times to try the SHARE lock (see :func:`share_lock`).
     """
     result = CollectResult()
     cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-    cr.execute("SET LOCAL lock_timeout = %s", (lock_timeout,))
-    try:
-        cr.execute("LOCK TABLE ir_attachment IN SHARE MODE")
-    except Exception as exc:
-        if getattr(exc, "pgcode", None) == "55P03":  # lock_not_available
-            cr.rollback()  # this function's own transaction, aborted by the error
-            result.lock_timeout = True
-            return result
-        raise
+    if not share_lock(cr, attempts=attempts):
+        # writers hold ir_attachment: the candidates wait for the next collection
+        result.lock_timeout = True
+        return result
     # candidates referenced again are dropped at once
     only_sql, params = ("AND g.store_fname = ANY(%s)", [list(only)]) if only else ("", [])
     cr.execute(

@@ -137,6 +137,7 @@ class PrometheusMetrics:
         self.directory = directory
         self._memory_at = None
         self._pid = None
+        self._cache = {}
         self.writable = os.access(directory, os.W_OK)
         if self.writable:
             try:
@@ -265,16 +266,33 @@ class PrometheusMetrics:
                 self.memory.set(rss)
                 self.memory_max.set(rss)
 
+    def _children(self, kind, code):
+        """The labelled metrics of a route type and status (``labels()`` takes a lock
+        and validates its arguments: once per pair, not per request)."""
+        key = (kind, code)
+        children = self._cache.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(kind, str(code)),
+                self.duration.labels(kind),
+                self.sql_queries.labels(kind),
+                self.sql_duration.labels(kind),
+            )
+            self._cache[key] = children
+        return children
+
     def on_request(self, info):
         """observe listener."""
         if not self.writable:
             return
-        kind = info.route_type or "none"
-        self.requests.labels(kind, str(info.status or 0)).inc()
-        self.duration.labels(kind).observe(info.duration)
+        requests, duration, sql_queries, sql_duration = self._children(
+            info.route_type or "none", info.status or 0
+        )
+        requests.inc()
+        duration.observe(info.duration)
         if info.sql_count is not None:
-            self.sql_queries.labels(kind).observe(info.sql_count)
-            self.sql_duration.labels(kind).observe(info.sql_time or 0.0)
+            sql_queries.observe(info.sql_count)
+            sql_duration.observe(info.sql_time or 0.0)
         if info.button is not None:
             self.buttons.labels(*info.button).observe(info.duration)
         self._process_gauges(info.started + info.duration)

@@ -127,3 +127,37 @@ class RealServicesMixin:
         if isinstance(timeout, tuple):
             kw["timeout"] = max(t for t in timeout if t is not None)
         return super()._request_handler(s, r, **kw)
+
+
+def websocket(port, path="/websocket", cookies=None, timeout=60):
+    """A websocket to an Odoo gevent port (RFC 6455 handshake, no library): ``(socket,
+    status line)``. Waits for the port: the websocket process starts after the HTTP
+    workers."""
+    import base64
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            break
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+    host = f"127.0.0.1:{port}"
+    key = base64.b64encode(os.urandom(16)).decode()
+    cookie = "".join(f"Cookie: {name}={value}\r\n" for name, value in (cookies or {}).items())
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}\r\n{cookie}\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return sock, head.split(b"\r\n", 1)[0]

@@ -72,8 +72,17 @@ class AttachmentStorageMigrate(Command):
 
     @staticmethod
     def _migration(registry, options):
+        if options.location:
+            with registry.cursor() as cr:
+                env = api.Environment(cr, SUPERUSER_ID, {})
+                env["ir.config_parameter"].set_param("ir_attachment.location", options.location)
+            # running Odoo processes drop their cached location at their next request;
+            # what one writes meanwhile is moved by the next run (it is idempotent)
+            registry.signal_changes()
+            _logger.info(
+                "ir_attachment.location set to %s and announced to the running processes",
+                options.location,
+            )
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            if options.location:
-                env["ir.config_parameter"].set_param("ir_attachment.location", options.location)
             return env["ir.attachment"]._object_storage_migration()

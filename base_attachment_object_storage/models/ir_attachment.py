@@ -6,6 +6,8 @@ core package; this file wires them to Odoo's extension points.
 """
 
 import logging
+import os
+import re
 import threading
 
 import psycopg2
@@ -23,11 +25,20 @@ from stateless_odoo.attachments import (
     find_update_module,
     is_object_url,
 )
-from stateless_odoo.errors import ConfigError, StatelessOdooError
+from stateless_odoo.errors import ConfigError, ObjectNotFound, StatelessOdooError
 from stateless_odoo.migration import Migration, MigrationRunning
 from stateless_odoo.storage import KINDS, parse_object_url
 
 _logger = logging.getLogger(__name__)
+
+#: the daily collection: at most GC_CHUNKS transactions of GC_CHUNK objects, each
+#: trying the SHARE lock GC_LOCK_ATTEMPTS times, 0.2 s apart (never queued)
+GC_CHUNK = 1000
+GC_CHUNKS = 100
+GC_LOCK_ATTEMPTS = 25
+
+#: a filestore path as Odoo writes it: ``ab/<sha1>``
+_LOCAL_FNAME = re.compile(r"[0-9a-f]{2}/([0-9a-f]{40})")
 
 _stores = {}
 _stores_lock = threading.Lock()
@@ -174,7 +185,8 @@ class IrAttachment(models.Model):
     def _file_read(self, fname):
         parts = parse_object_url(fname or "")
         if parts is None:
-            return super()._file_read(fname)
+            moved = self._object_storage_moved_file(fname)
+            return moved if moved is not None else super()._file_read(fname)
         cache = object_cache(self._object_storage_settings())
         data = cache.get(fname)
         if data is not None:
@@ -193,6 +205,33 @@ class IrAttachment(models.Model):
                     error=exc,
                 )
             ) from exc
+
+    @api.model
+    def _object_storage_moved_file(self, fname):
+        """The content of a filestore file a migration moved to the store after this
+        transaction's snapshot was taken (the row it read still names the file, the
+        file is gone): the object has the same checksum, so the same key. None when
+        the file is there, or when no store holds it either."""
+        match = _LOCAL_FNAME.fullmatch(fname or "")
+        kind = self._object_storage_kind()
+        if not match or not kind or os.path.isfile(self._full_path(fname)):
+            return None
+        stores = self._object_stores(kind)
+        store, key = stores.locate(stores.url_for(match.group(1)))
+        try:
+            data = store.get_bytes(key)
+        except ObjectNotFound:
+            return None
+        except StatelessOdooError as exc:
+            raise UserError(
+                _(
+                    "The content of %(what)s cannot be read from the object store: %(error)s",
+                    what=self._object_storage_describe(),
+                    error=exc,
+                )
+            ) from exc
+        _logger.info("%s: read from the store, its file %s was moved there", fname, key)
+        return data
 
     def _to_http_stream(self):
         self.ensure_one()
@@ -219,11 +258,9 @@ class IrAttachment(models.Model):
                 try:
                     with registry.cursor() as cr:
                         env = api.Environment(cr, api.SUPERUSER_ID, {})
-                        # a short wait: the request is answered after this; what
-                        # concurrent writers hold back is left to the autovacuum
-                        env["ir.attachment"]._object_storage_collect(
-                            only=sorted(pending), lock_timeout="1s"
-                        )
+                        # never waits: what concurrent writers hold back is left to
+                        # the autovacuum
+                        env["ir.attachment"]._object_storage_collect(only=sorted(pending))
                 except Exception:
                     _logger.warning(
                         "%s: objects of deleted attachments are left for the next garbage"
@@ -236,7 +273,7 @@ class IrAttachment(models.Model):
         return None
 
     @api.model
-    def _object_storage_collect(self, only=None, limit=1000, lock_timeout="5s"):
+    def _object_storage_collect(self, only=None, limit=1000, attempts=1):
         """Delete the objects no attachment references any more (this database's, in
         this environment's container only). Runs in its own transaction: call it on a
         fresh cursor."""
@@ -251,9 +288,7 @@ class IrAttachment(models.Model):
             except ConfigError:
                 continue  # that kind is not configured here: nothing of it is deleted
             results.append(
-                objectgc.collect(
-                    self.env.cr, stores, only=only, limit=limit, lock_timeout=lock_timeout
-                )
+                objectgc.collect(self.env.cr, stores, only=only, limit=limit, attempts=attempts)
             )
             self.env.cr.commit()
         return results
@@ -261,12 +296,16 @@ class IrAttachment(models.Model):
     @api.autovacuum
     def _gc_object_storage(self):
         """Daily: objects of deleted attachments and of aborted transactions."""
-        cr = self.env.registry.cursor()
-        try:
-            env = self.env(cr=cr)
-            env["ir.attachment"]._object_storage_collect(limit=100000)
-        finally:
-            cr.close()
+        for _chunk in range(GC_CHUNKS):
+            # chunks of GC_CHUNK objects, each in a short transaction of its own
+            with self.env.registry.cursor() as cr:
+                results = self.env(cr=cr)["ir.attachment"]._object_storage_collect(
+                    limit=GC_CHUNK, attempts=GC_LOCK_ATTEMPTS
+                )
+            progress = any(r.deleted + r.foreign for r in results or ())
+            full = any(r.deleted + r.foreign + r.busy >= GC_CHUNK for r in results or ())
+            if not (progress and full):
+                break
 
     # -- migrate ------------------------------------------------------------------------
 
@@ -362,7 +401,16 @@ class IrAttachment(models.Model):
             )
             return
         except (StatelessOdooError, UserError) as exc:
-            _logger.error("local files written by the upgrade were not moved: %s", exc)
+            _logger.error(
+                "local files written by the upgrade were not moved to the object store: %s;"
+                " run `odoo attachment_storage_migrate -d %s` once the store answers",
+                exc,
+                self.env.cr.dbname,
+            )
+            if config.get("stop_after_init"):
+                # an upgrade job (-u ... --stop-after-init): its files are on a disk
+                # about to go, so the job fails and the deployment sees it
+                raise
             return
         if report.moved:
             _logger.info(

@@ -52,8 +52,14 @@ class TestMigrateCommand(ObjectStorageMixin, TransactionCase):
                 contents[att.id] = data
         return contents
 
+    def cache_signaling(self):
+        with self.committed_env() as env:
+            env.cr.execute("SELECT last_value FROM base_cache_signaling_default")
+            return env.cr.fetchone()[0]
+
     def test_killed_then_run_again(self):
         contents = self.make_files(30, 1_000_000)
+        signaled = self.cache_signaling()
         proc = subprocess.Popen(
             self.command("--location", "swift", "--log-level", "info"),
             stdout=subprocess.PIPE,
@@ -70,6 +76,8 @@ class TestMigrateCommand(ObjectStorageMixin, TransactionCase):
                 break
         proc.wait(60)
         self.assertEqual(proc.returncode, -signal.SIGKILL)
+        # --location was announced: running processes drop their cached location
+        self.assertGreater(self.cache_signaling(), signaled)
         with self.committed_env() as env:
             rows = env["ir.attachment"].browse(list(contents))
             moved = rows.filtered(lambda a: a.store_fname.startswith("swift://"))

@@ -8,11 +8,15 @@ import os
 import socket
 import threading
 import time
+from unittest.mock import patch
 
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
+from odoo.tools import config
 
 from stateless_odoo import objectgc
+from stateless_odoo.attachments import is_object_url
+from stateless_odoo.errors import StatelessOdooError
 
 from .common import ObjectStorageMixin
 
@@ -83,6 +87,30 @@ class TestWriteRead(ObjectStorageMixin, TransactionCase):
             type(store).put = put
         self.assertEqual(second.store_fname, first.store_fname)
         self.assertEqual(calls, [])
+
+    def test_a_file_moved_by_a_migration_after_the_snapshot_is_read_from_the_store(self):
+        """A transaction older than a migration batch still sees ``ab/<sha1>``, whose
+        file the migration removed: the content is read from its object (same key)."""
+        self.use_location(self.env, "file")
+        data = self.random_pdf()
+        att = self.create_pdf(data)
+        fname = att.store_fname
+        self.assertFalse(is_object_url(fname))
+        self.use_location(self.env, "s3")
+        stores = self.env["ir.attachment"]._object_stores("s3")
+        store, key = stores.locate(stores.url_for(att.checksum))
+        store.put(key, data)  # what the migration did, then it removed the file
+        os.unlink(att._full_path(fname))
+        att.invalidate_recordset()
+        reader = self.env["ir.attachment"]
+        self.assertFalse(os.path.exists(att._full_path(fname)))
+        # Odoo's own _file_read would answer b"" for the missing file
+        self.assertEqual(reader._file_read(fname), data)
+        self.assertEqual(att.raw, data)
+        # neither file nor object: Odoo's own answer for a missing file
+        store.delete(key)
+        att.invalidate_recordset()
+        self.assertEqual(att.raw, b"")
 
     def test_missing_object_is_an_error_naming_the_attachment(self):
         for kind in self.kinds:
@@ -270,6 +298,40 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
             load_modules(env, update_module={"sale": 1})
         with self.committed_env() as env:
             self.assertTrue(env["ir.attachment"].browse(att_id).store_fname.startswith("swift"))
+
+    def test_upgrade_job_fails_when_the_store_is_down(self):
+        """Files an upgrade wrote locally and could not move: a serving process logs it,
+        an upgrade job (--stop-after-init) fails, since its disk is about to go."""
+        with self.committed_env() as env:
+            self.use_location(env, "file")
+            att_id = (
+                env["ir.attachment"]
+                .create({"name": "committed-test-upgrade-down", "raw": self.random_pdf()})
+                .id
+            )
+            self.use_location(env, "s3")
+        port = closed_port()
+
+        def load_modules(env, update_module):
+            env["ir.attachment"]._register_hook()
+
+        try:
+            with self.environ(
+                AWS_HOST=f"http://127.0.0.1:{port}", AWS_MAX_ATTEMPTS="1", AWS_CONNECT_TIMEOUT="1"
+            ):
+                with patch.dict(config.options, stop_after_init=False):  # a serving process
+                    with self.committed_env() as env, self.assertLogs(level="ERROR") as logs:
+                        load_modules(env, update_module=True)
+                self.assertIn("attachment_storage_migrate", "\n".join(logs.output))
+                with patch.dict(config.options, stop_after_init=True):
+                    with self.committed_env() as env, self.assertLogs(level="ERROR"):
+                        with self.assertRaises(StatelessOdooError):
+                            load_modules(env, update_module=True)
+            with self.committed_env() as env:
+                self.assertNotIn("://", env["ir.attachment"].browse(att_id).store_fname)
+        finally:
+            with self.committed_env() as env:
+                env["ir.attachment"].browse(att_id).unlink()
 
     def test_unlink_racing_a_create_of_the_same_content_keeps_the_object(self):
         data = self.random_pdf()

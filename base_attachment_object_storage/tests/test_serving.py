@@ -40,6 +40,19 @@ class TestServing(ObjectStorageMixin, HttpCase):
                 self.assertEqual(part.headers["Content-Range"], f"bytes 1000-1999/{len(self.data)}")
                 tail = self.url_open(self.url(att), headers={"Range": "bytes=-100"})
                 self.assertEqual((tail.status_code, tail.content), (206, self.data[-100:]))
+                longer = self.url_open(
+                    self.url(att), headers={"Range": f"bytes=-{len(self.data) + 500}"}
+                )
+                self.assertEqual((longer.status_code, longer.content), (206, self.data))
+                self.assertEqual(
+                    longer.headers["Content-Range"],
+                    f"bytes 0-{len(self.data) - 1}/{len(self.data)}",
+                )
+                self.assertIn("private", res.headers["Cache-Control"])
+                unique = self.url_open(f"/web/content/{att.id}?unique={att.checksum}")
+                self.assertEqual(unique.status_code, 200)
+                self.assertIn("immutable", unique.headers["Cache-Control"])
+                self.assertIn("max-age=31536000", unique.headers["Cache-Control"])
                 beyond = self.url_open(
                     self.url(att), headers={"Range": f"bytes={len(self.data) + 10}-"}
                 )

@@ -4,12 +4,9 @@ Each test starts its own Odoo (``--workers=2``: two HTTP workers, the websocket
 process, the master) with ``ODOO_PROMETHEUS=1`` on the test database.
 """
 
-import base64
 import os
 import shutil
-import socket
 import tempfile
-import time
 
 import odoo
 import requests
@@ -17,7 +14,13 @@ from odoo.tests import TransactionCase, tagged
 from prometheus_client.parser import text_string_to_metric_families
 
 from stateless_odoo.storage import KINDS, build_store
-from stateless_odoo.testing import OdooServer, RealServicesMixin, free_port, odoo_command
+from stateless_odoo.testing import (
+    OdooServer,
+    RealServicesMixin,
+    free_port,
+    odoo_command,
+    websocket,
+)
 
 TOKEN = "prometheus-token-for-the-tier-2-tests"
 
@@ -28,30 +31,6 @@ def samples(text):
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
-
-
-def websocket_handshake(port, db):
-    """Open a websocket on the gevent port (RFC 6455 handshake, no library)."""
-    deadline = time.monotonic() + 60
-    while True:  # the gevent process starts after the HTTP workers
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
-    key = base64.b64encode(os.urandom(16)).decode()
-    host = f"127.0.0.1:{port}"
-    sock.sendall(
-        (
-            f"GET /websocket?db={db} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}\r\n\r\n"
-        ).encode()
-    )
-    head = sock.recv(4096)
-    return sock, head.split(b"\r\n", 1)[0]
 
 
 @tagged("post_install", "-at_install")
@@ -93,7 +72,7 @@ class TestPrometheus(RealServicesMixin, TransactionCase):
                     timeout=30,
                 )
                 self.assertEqual(answer.status_code, 200)
-            sock, status = websocket_handshake(server.gevent_port, self.env.cr.dbname)
+            sock, status = websocket(server.gevent_port, f"/websocket?db={self.env.cr.dbname}")
             sock.close()
             self.assertIn(b" 101 ", status)
             scrape = requests.get(f"{server.url}/metrics", timeout=30)
@@ -106,8 +85,8 @@ class TestPrometheus(RealServicesMixin, TransactionCase):
             found[("odoo_http_request_duration_seconds_count", (("type", "json"),))],
             requests_sent,
         )
-        websocket = (("code", "101"), ("type", "websocket"))
-        self.assertEqual(found.get(("odoo_http_requests_total", websocket)), 1)
+        upgraded = (("code", "101"), ("type", "websocket"))
+        self.assertEqual(found.get(("odoo_http_requests_total", upgraded)), 1)
         # live processes only: at most 2 workers and the websocket process, although
         # about 5 workers served requests and were reaped
         self.assertIn(found[("odoo_processes", ())], (2, 3))

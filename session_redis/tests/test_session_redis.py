@@ -4,7 +4,6 @@ The runner (scripts/odoo_tier.py) gives Odoo ODOO_SESSION_REDIS=1 and the harnes
 Redis; these tests go through Odoo's HTTP server, as a browser would.
 """
 
-import base64
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from odoo.tests import HttpCase, tagged
 from odoo.tools import config
 
 from stateless_odoo.sessions import RedisSessionSettings
+from stateless_odoo.testing import websocket
 
 from ..http import OdooRedisSessionStore
 
@@ -145,33 +145,8 @@ class TestSessionRedis(HttpCase):
 
 
 def _websocket(port, sid):
-    """A websocket to Odoo's gevent port, handshake done (RFC 6455, no library)."""
-    deadline = time.monotonic() + 60
-    while True:  # the gevent process starts after the HTTP workers
-        try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
-    host = f"127.0.0.1:{port}"
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /websocket HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\nOrigin: http://{host}\r\n"
-            f"Cookie: session_id={sid}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    status = head.split(b"\r\n", 1)[0]
+    """A websocket to Odoo's gevent port, handshake done."""
+    sock, status = websocket(port, cookies={"session_id": sid})
     if b" 101 " not in status:
         raise AssertionError(f"websocket handshake refused: {status!r}")
     return sock
