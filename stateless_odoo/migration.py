@@ -359,8 +359,8 @@ class Migration:
                 by_id[att_id].data = bytes(data) if data is not None else b""
 
     def _prepare_objects(self, cr, groups):
-        """Name each upload's object, record it as a candidate (committed at once: a
-        crash after the upload leaves no unknown object) and lock it until commit."""
+        """Name each upload's object, lock it until commit and record it as a candidate
+        (committed at once: a crash after the upload leaves no unknown object)."""
         uploads = []
         for group in groups:
             if group.dest != "store":
@@ -371,9 +371,11 @@ class Migration:
                 group.new_fname = self.stores.url_for(group.checksum)
                 uploads.append(group.new_fname)
         if uploads:
+            # lock, then record (as _file_write does): a collection running between
+            # the two would otherwise drop the record of an object uploaded next
+            objectgc.lock_objects(cr, uploads)
             with self._cursor() as side:
                 objectgc.mark(side, uploads)
-            objectgc.lock_objects(cr, uploads)
 
     def _sha1_of(self, group):
         try:
