@@ -192,6 +192,11 @@ def main():
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--features",
+        default="json,statsd,prometheus",
+        help="what the 'all' server turns on (comma-separated; to find what costs)",
+    )
+    parser.add_argument(
         "--scrape-interval", type=float, default=10, help="seconds between /metrics scrapes"
     )
     args = parser.parse_args()
@@ -230,6 +235,17 @@ def main():
             },
         ),
     }
+    features = set(args.features.split(","))
+    unknown = features - {"json", "statsd", "prometheus"}
+    if unknown:
+        sys.exit(f"bench: --features: unknown {', '.join(sorted(unknown))}")
+    for feature, variable in (
+        ("json", "ODOO_LOGGING_JSON"),
+        ("statsd", "ODOO_STATSD"),
+        ("prometheus", "ODOO_PROMETHEUS"),
+    ):
+        if feature not in features:
+            modes["all"][1][variable] = "0"
     if os.environ.get("BENCH_AA"):
         # a check of the method: both servers without logs and metrics ("A/A")
         modes["all"] = modes["none"]
@@ -291,7 +307,8 @@ def main():
                         lines = handle.read().splitlines()
                     log_sizes[mode] = len(lines)
                     json_lines = any(line.startswith("{") for line in lines)
-                    if mode == "all" and not json_lines and not os.environ.get("BENCH_AA"):
+                    wants_json = "json" in features and not os.environ.get("BENCH_AA")
+                    if mode == "all" and not json_lines and wants_json:
                         sys.exit("bench: the 'all' server wrote no JSON line: is logging_json on?")
     finally:
         sink.close()
@@ -300,7 +317,7 @@ def main():
              os.environ.get("PGUSER") or bs.odoo_tier.getpass.getuser(), db],
             check=False,
         )  # fmt: skip
-    if not sink.packets and not os.environ.get("BENCH_AA"):
+    if not sink.packets and "statsd" in features and not os.environ.get("BENCH_AA"):
         sys.exit("bench: no statsd packet received: is monitoring_statsd loaded?")
     with tempfile.TemporaryDirectory(prefix="bench-instrumentation-") as directory:
         extra_us, costs = instrumentation_cost(sink.port, directory)
