@@ -23,6 +23,7 @@ of the CPU per request (ratio none/all >= 0.97).
 import argparse
 import contextlib
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -197,6 +198,11 @@ def main():
         help="what the 'all' server turns on (comma-separated; to find what costs)",
     )
     parser.add_argument(
+        "--metrics-dir",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="where the Prometheus directory goes (default: /dev/shm, a tmpfs, as advised)",
+    )
+    parser.add_argument(
         "--scrape-interval", type=float, default=10, help="seconds between /metrics scrapes"
     )
     args = parser.parse_args()
@@ -260,7 +266,9 @@ def main():
                 logfile = os.path.join(data_dir, "odoo.log")
                 env = {**base_env, **extra_env}
                 if mode == "all":
-                    env["ODOO_PROMETHEUS_DIR"] = os.path.join(data_dir, "metrics")
+                    root = args.metrics_dir or data_dir
+                    env["ODOO_PROMETHEUS_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=root)
+                    stack.callback(shutil.rmtree, env["ODOO_PROMETHEUS_DIR"], True)
                 proc, url = bs.start_odoo(
                     python, odoo_root, db, env, data_dir, load=load_line,
                     log=("--log-level", "info", "--logfile", logfile),
