@@ -50,17 +50,24 @@ def emit(event, **fields):
     for sink in tuple(_subscribers):
         try:
             sink(event, fields)
-        except Exception as exc:
-            signature = (getattr(sink, "__qualname__", repr(sink)), type(exc).__name__)
-            if signature not in _failed:
-                _failed.add(signature)
-                _logger.warning(
-                    "metrics sink %s failed on event %r (%s); further such errors are not logged",
-                    signature[0],
-                    event,
-                    type(exc).__name__,
-                    exc_info=True,
-                )
+        except Exception as exc:  # noqa: BLE001 - a metric sink never breaks the caller
+            report_failure(f"metrics sink (event {event!r})", sink, exc)
+
+
+def report_failure(what, fn, exc):
+    """Log that ``fn`` (a sink, a listener) raised, once per function and kind of
+    error: observing code must neither break nor flood what it observes."""
+    signature = (getattr(fn, "__qualname__", repr(fn)), type(exc).__name__)
+    if signature in _failed:
+        return
+    _failed.add(signature)
+    _logger.warning(
+        "%s %s failed (%s); further such errors are not logged",
+        what,
+        signature[0],
+        signature[1],
+        exc_info=exc,
+    )
 
 
 @contextmanager

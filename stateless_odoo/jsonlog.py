@@ -199,8 +199,6 @@ def install(root=None, formatter=None):
     """Give every handler of the root logger the JSON formatter; returns how many."""
     root = root or logging.getLogger()
     formatter = formatter or JsonFormatter()
-    count = 0
     for handler in root.handlers:
         handler.setFormatter(formatter)
-        count += 1
-    return count
+    return len(root.handlers)

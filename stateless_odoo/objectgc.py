@@ -22,7 +22,6 @@ Cursors are DB-API cursors with ``execute``/``fetchall`` (Odoo's ``Cursor`` or
 :class:`stateless_odoo.pg.PgCursor`); transactions are the caller's.
 """
 
-import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -93,7 +92,8 @@ def share_lock(cr, *, attempts=1, pause=0.2):
     for attempt in range(attempts):
         cr.execute("SAVEPOINT stateless_share_lock")
         try:
-            _execute_quietly(cr, "LOCK TABLE ir_attachment IN SHARE MODE NOWAIT")
+            # not logged as a bad query by Odoo's cursor: a busy table is an answer
+            cr.execute("LOCK TABLE ir_attachment IN SHARE MODE NOWAIT", None, log_exceptions=False)
         except Exception as exc:
             if getattr(exc, "pgcode", None) != "55P03":  # lock_not_available
                 raise
@@ -104,23 +104,6 @@ def share_lock(cr, *, attempts=1, pause=0.2):
         cr.execute("RELEASE SAVEPOINT stateless_share_lock")
         return True
     return False
-
-
-def _execute_quietly(cr, query):
-    """``cr.execute(query)``, without Odoo's ERROR log line when it fails: a lock not
-    available is an answer here, not a bad query."""
-    execute = cr.execute
-    quiet = _QUIET.get(type(cr))
-    if quiet is None:
-        try:
-            quiet = "log_exceptions" in inspect.signature(execute).parameters
-        except (TypeError, ValueError):
-            quiet = False
-        _QUIET[type(cr)] = quiet
-    return execute(query, None, log_exceptions=False) if quiet else execute(query)
-
-
-_QUIET = {}
 
 
 def collect(cr, stores, *, only=None, limit=1000, attempts=1):

@@ -26,6 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from . import events
 from .config import EnvReader
 from .errors import ConfigError
 
@@ -137,7 +138,6 @@ class Observer:
         self.enrichers = []
         #: path -> WSGI application served instead of the wrapped one
         self.endpoints = {}
-        self._failed = set()
 
     def add_listener(self, fn):
         if fn not in self.listeners:
@@ -150,19 +150,12 @@ class Observer:
     def add_endpoint(self, path, wsgi_app):
         self.endpoints[path] = wsgi_app
 
-    def _safely(self, fn, info):
+    @staticmethod
+    def _safely(fn, info):
         try:
             fn(info)
-        except Exception as exc:
-            signature = (getattr(fn, "__qualname__", repr(fn)), type(exc).__name__)
-            if signature not in self._failed:
-                self._failed.add(signature)
-                _logger.warning(
-                    "request observer %s failed (%s); further such errors are not logged",
-                    signature[0],
-                    type(exc).__name__,
-                    exc_info=True,
-                )
+        except Exception as exc:  # noqa: BLE001 - observing never breaks a request
+            events.report_failure("request observer", fn, exc)
 
     def middleware(self, app):
         """A WSGI application observing ``app``."""
@@ -181,21 +174,20 @@ class Observer:
             environ.get("PATH_INFO") or "/",
         )
         _local.info = info
-        header = (settings.request_id_header, info.request_id)
-        state = {"finished": False}
+        name, lowered = settings.request_id_header, settings.request_id_header.lower()
 
         def observing_start_response(status, headers, exc_info=None):
             try:
                 info.status = int(status.split(None, 1)[0])
             except ValueError:
                 info.status = None
-            headers = [h for h in headers if h[0].lower() != header[0].lower()]
-            headers.append(header)
+            headers = [h for h in headers if h[0].lower() != lowered]
+            headers.append((name, info.request_id))
             if info.status == 101:
                 # a websocket: the connection lives on in the response's close();
                 # the request (the handshake) ends here
                 info.route_type = "websocket"
-                self._finish(info, state)
+                self._finish(info)
             return start_response(status, headers, exc_info)
 
         endpoint = self.endpoints.get(info.path)
@@ -207,7 +199,7 @@ class Observer:
             else:
                 result = app(environ, observing_start_response)
         except BaseException:
-            self._finish(info, state)
+            self._finish(info)
             _local.info = None
             raise
         thread = threading.current_thread()
@@ -216,19 +208,18 @@ class Observer:
         for enrich in self.enrichers:
             self._safely(enrich, info)
         info.odoo_request = None
-        return _ClosingResponse(result, lambda: self._end(info, state))
+        return _ClosingResponse(result, lambda: self._end(info))
 
-    def _finish(self, info, state):
-        if state["finished"]:
+    def _finish(self, info):
+        """Once per request (a websocket's ends at its handshake): the listeners."""
+        if info.duration is not None:
             return
-        state["finished"] = True
         info.duration = info.elapsed()
-        info.odoo_request = None
         for listener in self.listeners:
             self._safely(listener, info)
 
-    def _end(self, info, state):
-        self._finish(info, state)
+    def _end(self, info):
+        self._finish(info)
         if current() is info:
             _local.info = None
 

@@ -11,6 +11,8 @@ What they patch (all in Odoo 18, see DESIGN.md §3):
   for Prometheus.
 """
 
+import contextlib
+import functools
 import logging
 import threading
 
@@ -36,17 +38,34 @@ def install_observer(odoo):
     logging.getLogger("werkzeug").addFilter(
         jsonlog.QuietAccessFilter(observer.settings.quiet_paths)
     )
-    check = health.HealthCheck.from_env()
+    timeout = health.HealthCheck.from_env().timeout  # a bad value stops the start
+
+    def deep_health(environ, start_response):
+        # built on the first probe, not at start: every server-wide addon has then
+        # installed itself (session_redis may load after this addon), and no store
+        # client is made in a process that is never probed
+        if "health" not in _state:
+            _state["health"] = _health_check(odoo, timeout)
+        return _state["health"].endpoint(environ, start_response)
+
+    observer.add_endpoint("/web/health/deep", deep_health)
+    _state["observer"] = observer
+    return observer
+
+
+def _health_check(odoo, timeout):
+    check = health.HealthCheck(timeout)
     check.add("database", lambda: _check_database(odoo))
     store = getattr(odoo.http.root, "session_store", None)
     if callable(getattr(store, "ping", None)):
         check.add("redis", store.ping)
     for kind, store in _configured_stores(odoo):
-        check.add(f"object_storage_{kind}", _store_check(store))
-    observer.add_endpoint("/web/health/deep", check.endpoint)
-    _state["observer"] = observer
-    _state["health"] = check
-    return observer
+        check.add(f"object_storage_{kind}", functools.partial(store.exists, HEALTH_KEY))
+    return check
+
+
+#: the key whose existence the health check asks each store (a missing key is an answer)
+HEALTH_KEY = "stateless-odoo-health-check"
 
 
 def _check_database(odoo):
@@ -61,17 +80,8 @@ def _configured_stores(odoo):
     for kind in KINDS:
         try:
             yield kind, build_store(kind, db_name=db_name, read_only=True)
-        except ConfigError:
-            continue  # this kind is not configured here
-        except ImportError:
-            continue
-
-
-def _store_check(store):
-    def check():
-        store.exists("stateless-odoo-health-check")
-
-    return check
+        except (ConfigError, ImportError):
+            continue  # this kind is not configured (or not installed) here
 
 
 def install_json_logging(odoo, environ=None):
@@ -88,19 +98,28 @@ def install_json_logging(odoo, environ=None):
     return True
 
 
+def _enabled(addon, settings_cls, variable, odoo, environ):
+    """The addon's settings and the observer, or ``None`` when ``variable`` is off; a
+    bad value stops the process with a message naming it."""
+    try:
+        settings = settings_cls.from_env(environ)
+        if not settings.enabled:
+            _logger.info("%s: %s is off", addon, variable)
+            return None
+        return settings, install_observer(odoo)
+    except ConfigError as exc:
+        _fail(addon, exc)
+
+
 def install_statsd(odoo, environ=None):
     from .statsd_metrics import StatsdSettings, StatsdSink
 
     if "statsd" in _state:
         return _state["statsd"]
-    try:
-        settings = StatsdSettings.from_env(environ)
-        if not settings.enabled:
-            _logger.info("monitoring_statsd: ODOO_STATSD is off, no statsd metrics")
-            return None
-        observer = install_observer(odoo)
-    except ConfigError as exc:
-        _fail("monitoring_statsd", exc)
+    enabled = _enabled("monitoring_statsd", StatsdSettings, "ODOO_STATSD", odoo, environ)
+    if enabled is None:
+        return None
+    settings, observer = enabled
     sink = StatsdSink(settings)
     sink.start()
     observer.add_listener(sink)
@@ -122,14 +141,12 @@ def install_prometheus(odoo, environ=None):
 
     if "prometheus" in _state:
         return _state["prometheus"]
-    try:
-        settings = PrometheusSettings.from_env(environ)
-        if not settings.enabled:
-            _logger.info("monitoring_prometheus: ODOO_PROMETHEUS is off, no /metrics")
-            return None
-        observer = install_observer(odoo)
-    except ConfigError as exc:
-        _fail("monitoring_prometheus", exc)
+    enabled = _enabled(
+        "monitoring_prometheus", PrometheusSettings, "ODOO_PROMETHEUS", odoo, environ
+    )
+    if enabled is None:
+        return None
+    settings, observer = enabled
     directory = prepare_directory(settings)
     metrics = PrometheusMetrics(settings, directory)
     observer.add_listener(metrics.on_request)
@@ -160,20 +177,16 @@ def _patch_worker_pop(odoo, metrics):
 _cron = threading.local()
 
 
-class cron_run:
+@contextlib.contextmanager
+def cron_run():
     """Time a scheduled action run as a ``cron`` event; nested uses (both monitoring
     addons override ``ir.cron``) report it once."""
-
-    def __enter__(self):
-        self.outer = not getattr(_cron, "active", False)
-        if self.outer:
-            _cron.active = True
-            self.timer = events.timed("cron")
-            self.timer.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.outer:
-            _cron.active = False
-            return self.timer.__exit__(*exc)
-        return False
+    if getattr(_cron, "active", False):
+        yield
+        return
+    _cron.active = True
+    try:
+        with events.timed("cron"):
+            yield
+    finally:
+        _cron.active = False

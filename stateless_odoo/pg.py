@@ -15,7 +15,8 @@ class PgCursor:
         self._cnx.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_REPEATABLE_READ)
         self._obj = self._cnx.cursor()
 
-    def execute(self, query, params=None):
+    def execute(self, query, params=None, log_exceptions=True):
+        # log_exceptions: Odoo's signature; this cursor logs nothing
         return self._obj.execute(query, params)
 
     def fetchone(self):

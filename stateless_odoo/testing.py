@@ -86,21 +86,23 @@ class OdooServer:
         return "\n".join(self.log_lines()[-count:])
 
 
-def odoo_command(odoo, *args):
-    """The command line of the running Odoo (``odoo`` given by the caller), with its
-    addons path and database connection, plus ``args``.
-
-    Its ``odoo`` script (or ``odoo-bin``), not ``python -m odoo``: prefork re-executes
+def odoo_launcher(odoo):
+    """How to start the running Odoo (``odoo`` given by the caller) as a server: its
+    ``odoo`` script (or ``odoo-bin``), not ``python -m odoo``: prefork re-executes
     ``sys.argv[0]`` for the websocket process, which fails for ``odoo/__main__.py``."""
-    config = odoo.tools.config
     script = os.path.join(os.path.dirname(sys.executable), "odoo")
     if os.path.isfile(script):
-        launcher = [script]
-    else:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
-        launcher = [sys.executable, os.path.join(root, "odoo-bin")]
+        return [script]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
+    return [sys.executable, os.path.join(root, "odoo-bin")]
+
+
+def odoo_command(odoo, *args):
+    """The command line of the running Odoo with its addons path and database
+    connection, no cron thread, plus ``args``."""
+    config = odoo.tools.config
     return [
-        *launcher,
+        *odoo_launcher(odoo),
         f"--addons-path={config['addons_path']}",
         "--db_host",
         config["db_host"] or "127.0.0.1",

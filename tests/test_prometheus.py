@@ -93,6 +93,19 @@ def run_program(tmp_path, env_extra, workers=2, per_worker=5, read_only=False):
     return proc, json.loads(line)
 
 
+def scraped_twice(tmp_path, env_extra, second_headers=None, **kwargs):
+    """Run the program and make the two requests it serves; returns both answers and
+    the finished process."""
+    proc, started = run_program(tmp_path, env_extra, **kwargs)
+    try:
+        url = f"http://127.0.0.1:{started['port']}/metrics"
+        first = requests.get(url, timeout=10)
+        second = requests.get(url, headers=second_headers, timeout=10)
+    finally:
+        proc.wait(timeout=30)
+    return first, second, proc
+
+
 def samples(text):
     found = {}
     for family in text_string_to_metric_families(text):
@@ -103,13 +116,7 @@ def samples(text):
 
 
 def test_counts_from_every_worker_add_up_in_one_scrape(tmp_path):
-    proc, started = run_program(tmp_path, {}, workers=3, per_worker=5)
-    try:
-        url = f"http://127.0.0.1:{started['port']}/metrics"
-        response = requests.get(url, timeout=10)
-        requests.get(url, timeout=10)
-    finally:
-        proc.wait(timeout=30)
+    response, _second, _proc = scraped_twice(tmp_path, {}, workers=3, per_worker=5)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=")
     found = samples(response.text)
@@ -137,38 +144,28 @@ def test_counts_from_every_worker_add_up_in_one_scrape(tmp_path):
 
 
 def test_reaped_workers_leave_the_live_gauges_but_not_the_counts(tmp_path):
-    proc, started = run_program(tmp_path, {"MARK_DEAD": "1"}, workers=2, per_worker=2)
-    try:
-        url = f"http://127.0.0.1:{started['port']}/metrics"
-        found = samples(requests.get(url, timeout=10).text)
-        requests.get(url, timeout=10)
-    finally:
-        proc.wait(timeout=30)
+    response, _second, _proc = scraped_twice(tmp_path, {"MARK_DEAD": "1"}, workers=2, per_worker=2)
+    found = samples(response.text)
     assert found[("odoo_processes", ())] == 1  # only the master is alive
     assert found[("odoo_http_requests_total", (("code", "200"), ("type", "http")))] == 2 + 1
 
 
 def test_a_new_master_starts_from_zero(tmp_path):
     for _ in range(2):
-        proc, started = run_program(tmp_path, {}, workers=1, per_worker=2)
-        try:
-            url = f"http://127.0.0.1:{started['port']}/metrics"
-            found = samples(requests.get(url, timeout=10).text)
-            requests.get(url, timeout=10)
-        finally:
-            proc.wait(timeout=30)
+        response, _second, _proc = scraped_twice(tmp_path, {}, workers=1, per_worker=2)
+        found = samples(response.text)
         assert found[("odoo_http_requests_total", (("code", "200"), ("type", "http")))] == 2
 
 
 def test_scrape_needs_the_token_and_an_allowed_address(tmp_path):
     token = "s3cr3t-token-of-32-characters-xx"
-    proc, started = run_program(tmp_path, {"ODOO_PROMETHEUS_TOKEN": token}, workers=1, per_worker=1)
-    try:
-        url = f"http://127.0.0.1:{started['port']}/metrics"
-        refused = requests.get(url, timeout=10)
-        allowed = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    finally:
-        proc.wait(timeout=30)
+    refused, allowed, _proc = scraped_twice(
+        tmp_path,
+        {"ODOO_PROMETHEUS_TOKEN": token},
+        second_headers={"Authorization": f"Bearer {token}"},
+        workers=1,
+        per_worker=1,
+    )
     assert refused.status_code == 403 and "ODOO_PROMETHEUS_TOKEN" in refused.text
     assert token not in refused.text
     assert allowed.status_code == 200 and "odoo_http_requests_total" in allowed.text
@@ -181,13 +178,9 @@ def test_read_only_directory_counts_nothing_and_says_so(tmp_path):
     if not as_root:
         directory.chmod(stat.S_IRUSR | stat.S_IXUSR)
     try:
-        proc, started = run_program(tmp_path, {}, workers=1, per_worker=1, read_only=as_root)
-        try:
-            url = f"http://127.0.0.1:{started['port']}/metrics"
-            response = requests.get(url, timeout=10)
-            requests.get(url, timeout=10)
-        finally:
-            proc.wait(timeout=30)
+        response, _second, proc = scraped_twice(
+            tmp_path, {}, workers=1, per_worker=1, read_only=as_root
+        )
     finally:
         directory.chmod(stat.S_IRWXU)
     assert proc.returncode == 0  # the workers' requests did not fail

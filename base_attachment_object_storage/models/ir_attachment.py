@@ -185,8 +185,12 @@ class IrAttachment(models.Model):
     def _file_read(self, fname):
         parts = parse_object_url(fname or "")
         if parts is None:
+            data = super()._file_read(fname)
+            if data:
+                return data
+            # b"": an empty file, or one a migration moved after our snapshot
             moved = self._object_storage_moved_file(fname)
-            return moved if moved is not None else super()._file_read(fname)
+            return data if moved is None else moved
         cache = object_cache(self._object_storage_settings())
         data = cache.get(fname)
         if data is not None:

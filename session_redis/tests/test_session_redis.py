@@ -7,9 +7,7 @@ Redis; these tests go through Odoo's HTTP server, as a browser would.
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -21,15 +19,9 @@ from odoo.tests import HttpCase, tagged
 from odoo.tools import config
 
 from stateless_odoo.sessions import RedisSessionSettings
-from stateless_odoo.testing import websocket
+from stateless_odoo.testing import free_port, odoo_command, odoo_launcher, websocket
 
 from ..http import OdooRedisSessionStore
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @tagged("post_install", "-at_install")
@@ -82,7 +74,7 @@ class TestSessionRedis(HttpCase):
 
     def test_redis_down_is_a_503_naming_redis_then_back(self):
         """A Redis of the test's own, stopped and restarted on the same port."""
-        port = _free_port()
+        port = free_port()
         workdir = os.path.join(config["data_dir"], f"redis-{port}")
         os.makedirs(workdir, exist_ok=True)
 
@@ -191,18 +183,8 @@ def _ws_close_code(sock, timeout):
 
 
 def _odoo_command(*args):
-    """A command line of this Odoo with the test's addons path.
-
-    Its ``odoo`` script (or ``odoo-bin``), not ``python -m odoo``: prefork re-executes
-    ``sys.argv[0]`` for the websocket process, which fails for ``odoo/__main__.py``.
-    """
-    script = os.path.join(os.path.dirname(sys.executable), "odoo")
-    if os.path.isfile(script):
-        launcher = [script]
-    else:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(odoo.__file__)))
-        launcher = [sys.executable, os.path.join(root, "odoo-bin")]
-    return [*launcher, f"--addons-path={config['addons_path']}", *args]
+    """A command line of this Odoo with the test's addons path, plus ``args``."""
+    return [*odoo_launcher(odoo), f"--addons-path={config['addons_path']}", *args]
 
 
 @tagged("post_install", "-at_install")
@@ -210,29 +192,18 @@ class TestSessionsAcrossProcesses(HttpCase):
     """What session_redis is for: a session made by one Odoo process serves another
     (prefork, 2 workers), which has its own, empty data_dir."""
 
-    def _db_args(self):
-        return [
-            "-d",
-            self.env.cr.dbname,
-            "--db_host",
-            config["db_host"] or "127.0.0.1",
-            "--db_port",
-            str(config["db_port"] or 5432),
-            "--db_user",
-            config["db_user"],
-        ]
-
     def _start_second_odoo(self, data_dir):
-        port, self.gevent_port = _free_port(), _free_port()
+        port, self.gevent_port = free_port(), free_port()
         proc = subprocess.Popen(
-            _odoo_command(
-                *self._db_args(),
+            odoo_command(
+                odoo,
+                "-d",
+                self.env.cr.dbname,
                 "--load=base,web,session_redis",
                 f"--data-dir={data_dir}",
                 f"--http-port={port}",
                 f"--gevent-port={self.gevent_port}",
                 "--http-interface=127.0.0.1",
-                "--max-cron-threads=0",
                 "--workers=2",  # prefork, as in production
             ),
             stdout=subprocess.DEVNULL,
