@@ -21,6 +21,8 @@ from .config import EnvReader
 from .errors import StatelessOdooError
 
 DEFAULT_TIMEOUT = 3.0
+#: the key whose existence a check asks an object store (a missing key is an answer)
+HEALTH_KEY = "stateless-odoo-health-check"
 
 
 class HealthCheck:

@@ -120,12 +120,14 @@ class Migration:
         files_only=False,
         read_stores=(),
         logger=None,
+        progress=None,
     ):
         """``target``: ``store``, ``db`` or ``file``. ``stores``: the database's
         :class:`~.attachments.AttachmentStores` (needed to write to a store and to read
         objects). ``read_stores``: the stores of other kinds, to read (and collect) their
         objects. ``filestore``: the database's filestore directory. ``files_only``:
-        move only rows whose content is a local file (the after-upgrade pass)."""
+        move only rows whose content is a local file (the after-upgrade pass).
+        ``progress(seen, total, report)``: called after each batch (a progress bar)."""
         if target not in TARGETS:
             raise ValueError(f"target {target!r} is not one of {TARGETS}")
         if target == "store" and stores is None:
@@ -144,6 +146,7 @@ class Migration:
         self.threads = threads
         self.files_only = files_only
         self.log = logger or _logger
+        self.progress = progress
 
     # -- selection ------------------------------------------------------------------
 
@@ -246,6 +249,8 @@ class Migration:
                     report.bytes / 1e6 / elapsed if elapsed else 0.0,
                     max(eta, 0.0),
                 )
+                if self.progress is not None:
+                    self.progress(seen, total, report)
         report.seconds = time.monotonic() - started
         level = logging.WARNING if report.skipped else logging.INFO
         self.log.log(

@@ -60,12 +60,8 @@ def _health_check(odoo, timeout):
     if callable(getattr(store, "ping", None)):
         check.add("redis", store.ping)
     for kind, store in _configured_stores(odoo):
-        check.add(f"object_storage_{kind}", functools.partial(store.exists, HEALTH_KEY))
+        check.add(f"object_storage_{kind}", functools.partial(store.exists, health.HEALTH_KEY))
     return check
-
-
-#: the key whose existence the health check asks each store (a missing key is an answer)
-HEALTH_KEY = "stateless-odoo-health-check"
 
 
 def _check_database(odoo):

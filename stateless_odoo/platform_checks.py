@@ -7,8 +7,8 @@ was expected; all problems are reported at once. Rules (seed 001, the older addo
 
 - ``RUNNING_ENV`` is ``prod``, ``integration``, ``test``, ``dev`` or ``labs...``;
 - prod, integration and test keep sessions in Redis (``ODOO_SESSION_REDIS`` on, a host,
-  URL or sentinel given) with a prefix ``<client>-odoo-<env>`` for prod and never a
-  ``-odoo-prod`` one elsewhere;
+  URL or sentinel given) with the prefix ``<client>-odoo-<env>`` of their environment
+  (so never production's elsewhere);
 - prod and integration keep attachments in the object store of the platform's kind
   (``ir_attachment.location`` = ``s3`` or ``swift``, its variables set), prod in a
   ``<client>-odoo-prod`` bucket or container and no other environment in one;
@@ -16,18 +16,27 @@ was expected; all problems are reported at once. Rules (seed 001, the older addo
 - dev and labs are not checked.
 
 ``ODOO_CLOUD_PLATFORM_UNSAFE`` (a boolean) bypasses the checks; the caller warns loudly.
+``ODOO_CLOUD_PLATFORM_PROBES`` (a boolean, default off) adds :func:`probe`: Redis
+answers a PING and the store its bucket or container, each within
+``ODOO_CLOUD_PLATFORM_PROBE_TIMEOUT`` seconds (default 3).
 """
 
+import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 
+from . import health
 from .config import EnvReader
 from .errors import ConfigError
 
 ENVIRONMENTS = ("prod", "integration", "test", "dev")
 KINDS = ("s3", "swift")
+#: the providers of seed 001 and the object store each uses
+PLATFORMS = {"exoscale": "s3", "ovh": "swift"}
 _PROD_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*-odoo-prod$")
 _ANY_PROD = re.compile(r"-odoo-prod$")
+_CLIENT = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 #: the variables of each store kind that must be set (values not shown in messages)
 STORE_VARIABLES = {
@@ -57,7 +66,8 @@ class PlatformMisconfigured(ConfigError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         Exception.__init__(
             self,
-            f"the environment is not configured for {running_env!r}"
+            f"the environment is not configured for"
+            f" {repr(running_env) if running_env else 'an unknown running environment'}"
             f" ({len(self.problems)} problem(s)); fix them or set"
             f" ODOO_CLOUD_PLATFORM_UNSAFE=1 to start anyway:\n{lines}",
         )
@@ -77,26 +87,48 @@ def environment_kind(running_env):
     return None
 
 
-def check(environ=None, *, running_env=None, location=None, kind=None):
+def platform_location(platform, which):
+    """The ``ir_attachment.location`` a platform's install sets for an environment kind:
+    the platform's object store in prod, integration and labs, the database in test and
+    dev (seed 001: test keeps attachments in the database)."""
+    try:
+        kind = PLATFORMS[platform]
+    except KeyError:
+        raise ConfigError(
+            "platform kind", f"{platform!r} is not one of: {', '.join(PLATFORMS)}"
+        ) from None
+    if which not in ("prod", "integration", "test", "dev", "labs"):
+        raise ConfigError(
+            "RUNNING_ENV", "is not set or not one of prod, integration, test, dev, labs-*"
+        )
+    return kind if which in ("prod", "integration", "labs") else "db"
+
+
+def check(environ=None, *, running_env=None, location=None, kind=None, installed_kinds=None):
     """The problems of this environment, ``[]`` when it is fine.
 
     ``running_env``: server_environment's ``running_env`` when known (else
     ``RUNNING_ENV``); ``location``: the database's ``ir_attachment.location``; ``kind``:
     the platform's store kind (``s3``/``swift``) when recorded, else guessed from
-    ``location``."""
+    ``location``; ``installed_kinds``: the store kinds whose addon is installed, when
+    known (a location no installed addon serves is a problem in any environment)."""
     env = EnvReader(environ)
     problems = []
     running_env = running_env or env.str("RUNNING_ENV")
     which = environment_kind(running_env)
     if which is None:
-        shown = "not set" if not running_env else f"{running_env!r} is not"
+        shown = "is not set, it must be" if not running_env else f"{running_env!r} is not"
         problems.append(
-            Problem(
-                "RUNNING_ENV",
-                f"{shown} one of prod, integration, test, dev, labs-*",
-            )
+            Problem("RUNNING_ENV", f"{shown} one of prod, integration, test, dev, labs-*")
         )
         return problems
+    if installed_kinds is not None and location in KINDS and location not in installed_kinds:
+        problems.append(
+            Problem(
+                "ir_attachment.location",
+                f"is {location!r} but the addon attachment_{location} is not installed",
+            )
+        )
     if which in ("dev", "labs"):
         return problems
     problems += _check_sessions(env, which)
@@ -127,7 +159,14 @@ def _check_sessions(env, which):
             )
         )
     prefix = env.str("ODOO_SESSION_REDIS_PREFIX", "")
-    problems += _check_prod_name("ODOO_SESSION_REDIS_PREFIX", prefix, which)
+    if not re.fullmatch(rf"{_CLIENT}-odoo-{which}", prefix):
+        shown = f"{prefix!r} is not" if prefix else "is not set, it must be"
+        problems.append(
+            Problem(
+                "ODOO_SESSION_REDIS_PREFIX",
+                f"{shown} <client>-odoo-{which}, the prefix of {which}'s sessions",
+            )
+        )
     return problems
 
 
@@ -169,3 +208,91 @@ def _check_prod_name(variable, value, which):
     if which != "prod" and _ANY_PROD.search(value):
         return [Problem(variable, f"{value!r} is production's: {which} must not use it")]
     return []
+
+
+def probe_settings(environ=None):
+    """``(enabled, timeout)`` of the connectivity probes; bad values are errors."""
+    env = EnvReader(environ)
+    enabled = env.bool("ODOO_CLOUD_PLATFORM_PROBES", False)
+    timeout = env.seconds("ODOO_CLOUD_PLATFORM_PROBE_TIMEOUT", health.DEFAULT_TIMEOUT, maximum=60)
+    return enabled, timeout
+
+
+def probe(environ=None, *, kind=None, sessions=True, db_name=None, timeout=None):
+    """Connectivity problems: Redis answers a PING (when ``sessions``), the ``kind``
+    store its bucket or container; all at once, each within ``timeout`` seconds."""
+    from .sessions import RedisSessionSettings  # redis is imported only to probe
+
+    env = EnvReader(environ)
+    timeout = timeout or health.DEFAULT_TIMEOUT
+    checks = health.HealthCheck(timeout)
+    blame = {}
+    settings = None
+    if sessions:
+        try:
+            settings = RedisSessionSettings.from_env(env)
+        except ConfigError:
+            settings = None  # check() names the bad variable
+    if settings is not None and settings.enabled:
+        settings = dataclasses.replace(settings, connect_timeout=timeout, read_timeout=timeout)
+        checks.add("redis", lambda: settings.make_client().ping())
+        blame["redis"] = ("ODOO_SESSION_REDIS_HOST", settings.where())
+    if kind in KINDS:
+        from .storage import build_store
+
+        try:
+            store = build_store(kind, environ, db_name=db_name, read_only=True)
+        except ConfigError:
+            store = None  # check() names the missing variable
+        if store is not None:
+            checks.add(kind, functools.partial(store.exists, health.HEALTH_KEY))
+            blame[kind] = (CONTAINER_VARIABLE[kind], f"the {kind} store")
+    _ok, report = checks.run()
+    return [
+        Problem(blame[name][0], f"{blame[name][1]} does not answer: {entry['error']}")
+        for name, entry in report["checks"].items()
+        if entry["status"] != "pass"
+    ]
+
+
+def check_database(
+    environ=None,
+    *,
+    running_env=None,
+    platform=None,
+    location=None,
+    installed_kinds=None,
+    db_name=None,
+    probes=None,
+):
+    """:func:`check` for a database's recorded settings (``cloud.platform.kind``,
+    ``ir_attachment.location``, the installed store addons), plus :func:`probe` when
+    ``probes`` (default: ``ODOO_CLOUD_PLATFORM_PROBES``). Bad values of the checks' own
+    variables raise :class:`ConfigError`."""
+    env = EnvReader(environ)
+    enabled, timeout = probe_settings(environ)
+    kind = PLATFORMS.get(platform)
+    problems = []
+    if platform and not kind:
+        problems.append(
+            Problem("cloud.platform.kind", f"{platform!r} is not one of {', '.join(PLATFORMS)}")
+        )
+    running_env = running_env or env.str("RUNNING_ENV")
+    problems += check(
+        environ,
+        running_env=running_env,
+        location=location,
+        kind=kind,
+        installed_kinds=installed_kinds,
+    )
+    which = environment_kind(running_env)
+    if (enabled if probes is None else probes) and which not in (None, "dev", "labs"):
+        usable = installed_kinds if installed_kinds is not None else KINDS
+        problems += probe(
+            environ,
+            kind=location if location in usable else None,
+            sessions=True,
+            db_name=db_name,
+            timeout=timeout,
+        )
+    return problems

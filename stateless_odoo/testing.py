@@ -23,9 +23,13 @@ def free_port():
 
 class OdooServer:
     """``command`` (an Odoo command line without ports) started with ``env``; its
-    output goes to ``log_path`` when given. Use as a context manager."""
+    output goes to ``log_path`` when given. Use as a context manager. It is up when
+    ``/web/health`` answers one of ``ready_statuses`` (a database that is refused
+    answers 500 there when it is the only one the server exposes)."""
 
-    def __init__(self, command, env, *, log_path=None, wrapper=(), timeout=90):
+    def __init__(
+        self, command, env, *, log_path=None, wrapper=(), timeout=90, ready_statuses=(200,)
+    ):
         self.port = free_port()
         self.gevent_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -39,6 +43,7 @@ class OdooServer:
         ]
         self.env = env
         self.timeout = timeout
+        self.ready_statuses = ready_statuses
         self.proc = None
 
     def __enter__(self):
@@ -55,7 +60,8 @@ class OdooServer:
             if self.proc.poll() is not None:
                 raise AssertionError(f"Odoo exited with {self.proc.returncode}: {self.log_tail()}")
             try:
-                if requests.get(f"{self.url}/web/health", timeout=2).status_code == 200:
+                response = requests.get(f"{self.url}/web/health", timeout=10)
+                if response.status_code in self.ready_statuses:
                     return self
             except requests.exceptions.RequestException:
                 pass

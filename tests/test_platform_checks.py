@@ -8,7 +8,12 @@ from stateless_odoo.platform_checks import (
     check,
     environment_kind,
     is_unsafe,
+    platform_location,
+    probe,
+    probe_settings,
 )
+
+from .conftest import s3_environ, swift_environ
 
 S3 = {
     "AWS_HOST": "sos-ch-dk-2.exo.io",
@@ -65,6 +70,9 @@ def test_good_environments_pass(env, kind):
             "ODOO_SESSION_REDIS_PREFIX",
         ),
         ("test", {"ODOO_SESSION_REDIS_PREFIX": "acme-odoo-prod"}, "ODOO_SESSION_REDIS_PREFIX"),
+        ("test", {"ODOO_SESSION_REDIS_PREFIX": None}, "ODOO_SESSION_REDIS_PREFIX"),
+        ("integration", {"ODOO_SESSION_REDIS_PREFIX": "acme"}, "ODOO_SESSION_REDIS_PREFIX"),
+        ("test", {"ODOO_SESSION_REDIS_PREFIX": "-odoo-test"}, "ODOO_SESSION_REDIS_PREFIX"),
         ("prod", {"AWS_BUCKETNAME": "acme-odoo-integration"}, "AWS_BUCKETNAME"),
         ("integration", {"AWS_BUCKETNAME": "acme-odoo-prod"}, "AWS_BUCKETNAME"),
         ("prod", {"AWS_ACCESS_KEY_ID": None}, "AWS_ACCESS_KEY_ID"),
@@ -131,3 +139,89 @@ def test_environment_kinds():
     assert environment_kind("labs-42") == "labs"
     assert environment_kind("prod") == "prod"
     assert environment_kind("staging") is None
+
+
+def test_the_prefix_message_says_what_is_expected():
+    variables = good("integration")
+    del variables["ODOO_SESSION_REDIS_PREFIX"]
+    (problem,) = check(variables, location="s3")
+    assert problem.message == (
+        "is not set, it must be <client>-odoo-integration, the prefix of integration's sessions"
+    )
+
+
+def test_a_location_no_installed_addon_serves():
+    problems = check(good("prod"), location="s3", installed_kinds=("swift",))
+    assert [p.variable for p in problems] == ["ir_attachment.location"]
+    assert "attachment_s3 is not installed" in problems[0].message
+    # even where nothing else is checked
+    problems = check({"RUNNING_ENV": "dev"}, location="swift", installed_kinds=())
+    assert [p.variable for p in problems] == ["ir_attachment.location"]
+    assert check(good("prod"), location="s3", installed_kinds=("s3",)) == []
+
+
+@pytest.mark.parametrize(
+    ("platform", "which", "location"),
+    [
+        ("exoscale", "prod", "s3"),
+        ("exoscale", "integration", "s3"),
+        ("exoscale", "labs", "s3"),
+        ("ovh", "prod", "swift"),
+        ("ovh", "test", "db"),
+        ("exoscale", "dev", "db"),
+    ],
+)
+def test_platform_location(platform, which, location):
+    assert platform_location(platform, which) == location
+
+
+def test_platform_location_refuses_unknown_platforms_and_environments():
+    with pytest.raises(ConfigError, match="'aws' is not one of: exoscale, ovh"):
+        platform_location("aws", "prod")
+    with pytest.raises(ConfigError, match="RUNNING_ENV"):
+        platform_location("ovh", None)
+
+
+def test_probe_settings():
+    assert probe_settings({}) == (False, 3.0)
+    assert probe_settings(
+        {"ODOO_CLOUD_PLATFORM_PROBES": "on", "ODOO_CLOUD_PLATFORM_PROBE_TIMEOUT": "0.5"}
+    ) == (True, 0.5)
+    with pytest.raises(ConfigError, match="ODOO_CLOUD_PLATFORM_PROBES"):
+        probe_settings({"ODOO_CLOUD_PLATFORM_PROBES": "sometimes"})
+    with pytest.raises(ConfigError, match="ODOO_CLOUD_PLATFORM_PROBE_TIMEOUT"):
+        probe_settings({"ODOO_CLOUD_PLATFORM_PROBE_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_probe_passes_against_the_real_services(services, make_fresh_store, kind):
+    store = make_fresh_store(kind)
+    environ = (s3_environ if kind == "s3" else swift_environ)(services, store.container)
+    environ.update(ODOO_SESSION_REDIS="1", ODOO_SESSION_REDIS_URL=services["TEST_REDIS_URL"])
+    assert probe(environ, kind=kind, timeout=5) == []
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_probe_names_a_missing_bucket(services, kind):
+    environ = (s3_environ if kind == "s3" else swift_environ)(services, "acme-odoo-missing")
+    (problem,) = probe(environ, kind=kind, sessions=False, timeout=5)
+    variable = "AWS_BUCKETNAME" if kind == "s3" else "SWIFT_WRITE_CONTAINER"
+    assert problem.variable == variable
+    assert "does not exist" in problem.message
+    assert services["TEST_S3_SECRET_KEY"] not in problem.message
+
+
+def test_probe_names_redis_down_and_a_hung_store(services, closed_port, hanging_port):
+    environ = s3_environ(services, "acme-odoo-prod", AWS_HOST=f"http://127.0.0.1:{hanging_port}")
+    environ.update(
+        ODOO_SESSION_REDIS="1",
+        ODOO_SESSION_REDIS_HOST="127.0.0.1",
+        ODOO_SESSION_REDIS_PORT=str(closed_port),
+        ODOO_SESSION_REDIS_PASSWORD="not-shown-secret",
+    )
+    problems = probe(environ, kind="s3", timeout=0.5)
+    assert {p.variable for p in problems} == {"ODOO_SESSION_REDIS_HOST", "AWS_BUCKETNAME"}
+    by_variable = {p.variable: p.message for p in problems}
+    assert f"127.0.0.1:{closed_port}" in by_variable["ODOO_SESSION_REDIS_HOST"]
+    assert "timed out after 0.5 s" in by_variable["AWS_BUCKETNAME"]
+    assert "not-shown-secret" not in str(problems)

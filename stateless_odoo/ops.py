@@ -1,0 +1,160 @@
+"""What the ops commands read and show: a database's platform settings, where its
+attachments are, the migration's progress bar.
+
+Plain SQL over a DB-API cursor (Odoo's or :class:`stateless_odoo.pg.PgCursor`): the
+commands answer without loading Odoo's registry, so they also work on a database that
+the startup checks refuse to serve.
+"""
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+from . import objectgc
+from .platform_checks import KINDS
+
+#: where an attachment's content is, from its row
+PLACE_SQL = """
+    CASE WHEN store_fname LIKE 's3://%%' THEN 's3'
+         WHEN store_fname LIKE 'swift://%%' THEN 'swift'
+         WHEN store_fname IS NOT NULL THEN 'file'
+         WHEN db_datas IS NOT NULL THEN 'db'
+         ELSE 'empty' END
+"""
+
+
+@dataclass
+class DatabaseSettings:
+    platform: str | None  # cloud.platform.kind
+    location: str  # ir_attachment.location
+    installed_kinds: tuple  # store kinds whose addon is installed
+
+
+def database_settings(cr):
+    """The platform settings recorded in a database."""
+    cr.execute(
+        "SELECT key, value FROM ir_config_parameter"
+        " WHERE key IN ('cloud.platform.kind', 'ir_attachment.location')"
+    )
+    params = dict(cr.fetchall())
+    cr.execute(
+        "SELECT name FROM ir_module_module WHERE state = 'installed' AND name IN %s",
+        (tuple(f"attachment_{kind}" for kind in KINDS),),
+    )
+    installed = tuple(sorted(name.removeprefix("attachment_") for (name,) in cr.fetchall()))
+    return DatabaseSettings(
+        platform=params.get("cloud.platform.kind") or None,
+        location=params.get("ir_attachment.location") or "file",
+        installed_kinds=installed,
+    )
+
+
+@dataclass
+class StorageStatus:
+    database: str
+    running_env: str | None
+    settings: DatabaseSettings
+    #: place (s3, swift, db, file, empty) -> {"count": n, "bytes": n}
+    places: dict = field(default_factory=dict)
+    gc_pending: int = 0  # objects waiting for the garbage collection
+    migration_running: bool = False
+
+    @property
+    def to_move(self):
+        """Rows the migration would move: local files when the location is an object
+        store (small images stay in the database; objects of the other store kind are
+        read where they are, not moved), anything not in the database or the filestore
+        when the location is ``db`` or ``file``."""
+        location = self.settings.location
+        if location in KINDS:
+            misplaced = ["file"]
+        elif location == "db":
+            misplaced = ["file", *KINDS]
+        else:
+            misplaced = ["db", *KINDS]
+        return sum(self.places.get(p, {}).get("count", 0) for p in misplaced)
+
+    def as_dict(self):
+        data = asdict(self)
+        data["to_move"] = self.to_move
+        return data
+
+    def render(self):
+        s = self.settings
+        lines = [
+            f"database           {self.database}",
+            f"running env        {self.running_env or '(not set)'}",
+            f"platform           {s.platform or '(not installed)'}  (cloud.platform.kind)",
+            f"location           {s.location}  (ir_attachment.location)",
+            f"store addons       {', '.join(s.installed_kinds) or '(none installed)'}",
+            "attachments        count          size",
+        ]
+        for place in ("s3", "swift", "db", "file", "empty"):
+            if place in self.places:
+                entry = self.places[place]
+                lines.append(f"  {place:<16} {entry['count']:>7,} {entry['bytes'] / 1e6:>10.1f} MB")
+        lines.append(f"to move            {self.to_move:,}")
+        lines.append(f"pending object GC  {self.gc_pending:,}")
+        lines.append(f"migration running  {'yes' if self.migration_running else 'no'}")
+        return "\n".join(lines)
+
+
+def storage_status(cr, database, running_env=None):
+    status = StorageStatus(database, running_env, database_settings(cr))
+    cr.execute(
+        f"SELECT {PLACE_SQL} AS place, count(*), coalesce(sum(file_size), 0)"  # noqa: S608
+        " FROM ir_attachment WHERE type = 'binary' GROUP BY 1"
+    )
+    status.places = {
+        place: {"count": count, "bytes": int(size)} for place, count, size in cr.fetchall()
+    }
+    cr.execute("SELECT to_regclass(%s)", (objectgc.TABLE,))
+    if cr.fetchone()[0]:
+        cr.execute(f"SELECT count(*) FROM {objectgc.TABLE}")  # noqa: S608 - constant
+        status.gc_pending = cr.fetchone()[0]
+    # the migration holds a session-level advisory lock (see stateless_odoo.migration)
+    cr.execute(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+        " WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()"
+        " AND l.classid = %s AND l.objid = %s AND l.objsubid = 2",
+        (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+    )
+    status.migration_running = bool(cr.fetchone()[0])
+    return status
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal, for :class:`~.migration.Migration`'s
+    ``progress``; prints nothing when ``stream`` is not a terminal (the migration logs
+    its progress after each batch anyway)."""
+
+    def __init__(self, stream=None, width=30, clock=time.monotonic):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.clock = clock
+        self.started = clock()
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.drawn = False
+
+    def line(self, seen, total, moved, size):
+        fraction = min(seen / total, 1.0) if total else 1.0
+        filled = round(fraction * self.width)
+        elapsed = self.clock() - self.started
+        eta = (total - seen) * elapsed / seen if seen and total > seen else 0.0
+        return (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}"
+            f" {seen:,}/{total:,} looked at, {moved:,} moved, {size / 1e6:.1f} MB,"
+            f" ETA {eta:.0f} s"
+        )
+
+    def __call__(self, seen, total, report):
+        if not self.enabled:
+            return
+        self.stream.write("\r" + self.line(seen, total, report.moved, report.bytes))
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self):
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
