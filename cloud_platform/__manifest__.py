@@ -2,10 +2,11 @@
 {
     "name": "Cloud Platform",
     "summary": "Startup checks of the environment, provider install (Exoscale, OVH), ops commands",
-    "version": "18.0.0.1.0",
+    "version": "18.0.1.0.0",
     "author": "stateless-odoo contributors",
     "license": "AGPL-3",
     "category": "Technical",
-    "depends": ["base"],
-    "installable": False,
+    "depends": ["base", "base_attachment_object_storage"],
+    "external_dependencies": {"python": ["stateless_odoo"]},
+    "installable": True,
 }

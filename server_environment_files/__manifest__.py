@@ -3,10 +3,12 @@
     "name": "Server Environment Files",
     "summary": "Per-environment configuration (prod, integration, test, dev) "
     "for OCA server_environment",
-    "version": "18.0.0.1.0",
+    "version": "18.0.1.0.0",
     "author": "stateless-odoo contributors",
     "license": "AGPL-3",
     "category": "Technical",
-    "depends": ["server_environment"],
-    "installable": False,
+    # Only carries files: OCA's server_environment reads them (it imports this
+    # package to find its directory); a team installs server_environment itself.
+    "depends": ["base"],
+    "installable": True,
 }

@@ -18,6 +18,7 @@ from odoo.tools import config
 
 from stateless_odoo.errors import StatelessOdooError
 from stateless_odoo.migration import MigrationRunning
+from stateless_odoo.ops import ProgressBar
 
 _logger = logging.getLogger(__name__)
 
@@ -30,12 +31,13 @@ class AttachmentStorageMigrate(Command):
 
     name = "attachment_storage_migrate"
 
-    def run(self, args):
+    def run(self, args, prog=None):
         parser = argparse.ArgumentParser(
-            prog=f"{os.path.basename(sys.argv[0])} {self.name}",
+            prog=prog or f"{os.path.basename(sys.argv[0])} {self.name}",
             description="Move every attachment of a database where ir_attachment.location"
             " wants it: to the object store (small images, JS and CSS to the database),"
-            " or back to the database or the filestore. Safe to kill and to run again."
+            " or back to the database or the filestore. Safe to kill and to run again;"
+            " a progress bar is drawn on a terminal, the log has the same figures."
             f" Exit status: 0 done, {EXIT_RUNNING} another migration is running,"
             f" {EXIT_SKIPPED} some attachments could not be moved (named in the log),"
             " 1 error. Other options are Odoo's (--db_host, --data-dir, ...).",
@@ -60,14 +62,27 @@ class AttachmentStorageMigrate(Command):
         except UserError as exc:
             _logger.error("attachment migration not started: %s", exc.args[0])
             sys.exit(1)
+        migration.progress = bar = ProgressBar()
+        if bar.enabled:
+            # on a terminal the bar replaces the per-batch log lines
+            logging.getLogger("stateless_odoo.migration").setLevel(logging.WARNING)
         try:
             report = migration.run()
         except MigrationRunning as exc:
             _logger.warning("%s", exc)
             sys.exit(EXIT_RUNNING)
         except StatelessOdooError as exc:
+            bar.close()
             _logger.error("attachment migration stopped: %s", exc)
             sys.exit(1)
+        bar.close()
+        if bar.enabled:
+            print(
+                f"{report.moved} attachments moved ({report.bytes / 1e6:.1f} MB),"
+                f" {report.files_removed} local files removed, {report.skipped_rows} skipped,"
+                f" in {report.seconds:.1f} s",
+                file=sys.stderr,
+            )
         sys.exit(EXIT_SKIPPED if report.skipped else 0)
 
     @staticmethod

@@ -1,0 +1,149 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""``odoo cloud_platform check|status|migrate``: the platform's ops commands.
+
+``check`` and ``status`` read the database with plain SQL, without loading Odoo's
+registry: they answer in a second, and also for a database the startup checks refuse.
+``migrate`` is ``odoo attachment_storage_migrate`` (progress bar, resumable).
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+import psycopg2
+from odoo import sql_db
+from odoo.addons.base_attachment_object_storage.cli.attachment_storage_migrate import (
+    AttachmentStorageMigrate,
+)
+from odoo.cli import Command
+from odoo.tools import config
+
+from stateless_odoo import ops, platform_checks
+from stateless_odoo.errors import ConfigError
+
+_logger = logging.getLogger(__name__)
+
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2  # argparse's
+EXIT_UNREACHABLE = 3
+
+USAGE = f"""\
+Subcommands:
+  check     check the environment for the running environment (RUNNING_ENV or the
+            running_env option), and with -d the database's platform settings; exit
+            status 0 fine (or bypassed by ODOO_CLOUD_PLATFORM_UNSAFE), {EXIT_PROBLEMS} problems
+            (each named on stderr), {EXIT_UNREACHABLE} database unreachable
+  status    where a database's attachments are, what is left to move, pending object
+            garbage collection, whether a migration runs (--json for machines)
+  migrate   move every attachment where ir_attachment.location wants it (resumable,
+            progress bar); the options of `odoo attachment_storage_migrate`
+Other options are Odoo's (-c, --db_host, --db_port, --db_user, ...)."""
+
+
+class CloudPlatformCommand(Command):
+    """Cloud platform: check the environment, show storage status, migrate attachments"""
+
+    name = "cloud_platform"
+
+    def run(self, args):
+        prog = f"{os.path.basename(sys.argv[0])} {self.name}"
+        if not args or args[0] in ("-h", "--help", "help"):
+            print(f"usage: {prog} {{check,status,migrate}} [options]\n\n{USAGE}")
+            sys.exit(0 if args else EXIT_USAGE)
+        action, args = args[0], args[1:]
+        if action == "migrate":
+            return AttachmentStorageMigrate().run(args, prog=f"{prog} migrate")
+        if action not in ("check", "status"):
+            print(
+                f"{prog}: unknown subcommand {action!r}: one of check, status, migrate",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_USAGE)
+        parser = argparse.ArgumentParser(prog=f"{prog} {action}")
+        parser.add_argument("-c", "--config", help="Odoo configuration file")
+        parser.add_argument("-d", "--database", required=action == "status", help="the database")
+        if action == "check":
+            probes = parser.add_mutually_exclusive_group()
+            probes.add_argument(
+                "--probe",
+                dest="probes",
+                action="store_const",
+                const=True,
+                help="also check that Redis and the object store answer"
+                " (default: ODOO_CLOUD_PLATFORM_PROBES)",
+            )
+            probes.add_argument("--no-probe", dest="probes", action="store_const", const=False)
+        else:
+            parser.add_argument("--json", action="store_true", help="print JSON")
+        options, odoo_args = parser.parse_known_args(args)
+        if options.config:
+            odoo_args.append(f"--config={options.config}")
+        config.parse_config(odoo_args)
+        running_env = config.get("running_env") or os.environ.get("RUNNING_ENV") or None
+        try:
+            if action == "check":
+                sys.exit(self._check(options, running_env))
+            sys.exit(self._status(options, running_env))
+        except psycopg2.Error as exc:
+            print(
+                f"{prog}: database {options.database!r} cannot be read:"
+                f" {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_UNREACHABLE)
+
+    @staticmethod
+    def _settings(database):
+        with sql_db.db_connect(database).cursor() as cr:
+            return ops.database_settings(cr)
+
+    def _check(self, options, running_env):
+        try:
+            unsafe = platform_checks.is_unsafe()
+            kwargs = {}
+            if options.database:
+                settings = self._settings(options.database)
+                kwargs = {
+                    "platform": settings.platform,
+                    "location": settings.location,
+                    "installed_kinds": settings.installed_kinds,
+                    "db_name": options.database,
+                }
+            problems = platform_checks.check_database(
+                running_env=running_env, probes=options.probes, **kwargs
+            )
+        except ConfigError as exc:
+            # the checks' own variables (ODOO_CLOUD_PLATFORM_UNSAFE, ..._PROBES) are bad
+            print(f"cloud platform check: {exc}", file=sys.stderr)
+            return EXIT_PROBLEMS
+        where = f"database {options.database}" if options.database else "no database given"
+        if not problems:
+            print(f"cloud platform check: {running_env} is configured as required ({where})")
+            return 0
+        error = platform_checks.PlatformMisconfigured(problems, running_env)
+        if unsafe:
+            print(
+                f"cloud platform check: ODOO_CLOUD_PLATFORM_UNSAFE is on, a server would"
+                f" start anyway ({where}): {error}",
+                file=sys.stderr,
+            )
+            return 0
+        print(f"cloud platform check ({where}): {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+
+    def _status(self, options, running_env):
+        with sql_db.db_connect(options.database).cursor() as cr:
+            status = ops.storage_status(cr, options.database, running_env)
+        if options.json:
+            print(json.dumps(status.as_dict(), indent=2, sort_keys=True))
+        else:
+            print(status.render())
+            if status.to_move:
+                print(
+                    f"\n{status.to_move} attachments are not where"
+                    f" ir_attachment.location={status.settings.location} wants them: run"
+                    f" `odoo cloud_platform migrate -d {options.database}`"
+                )
+        return 0

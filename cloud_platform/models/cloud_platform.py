@@ -1,0 +1,187 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""``cloud.platform``: the startup checks and the provider install (seed 001).
+
+The rules live in :mod:`stateless_odoo.platform_checks`; this model gives them what only
+the database knows (``ir_attachment.location``, the recorded platform, the installed
+store addons) and decides what a problem does:
+
+- in a process that serves (an Odoo server, its workers and crons), loading the
+  database fails with one error naming every problem: the database is not served;
+- elsewhere (``--stop-after-init`` install and upgrade jobs, anthem songs, ``odoo
+  shell``, the suite's commands) the problems are logged and loading goes on, so that
+  the tools that fix the configuration can run.
+"""
+
+import logging
+import os
+
+from odoo import _, api, models
+from odoo.exceptions import UserError
+from odoo.service import server as odoo_server
+from odoo.tools import config
+
+from stateless_odoo import platform_checks
+from stateless_odoo.errors import ConfigError
+
+_logger = logging.getLogger(__name__)
+
+KIND_PARAM = "cloud.platform.kind"
+LOCATION_PARAM = "ir_attachment.location"
+
+
+def running_env():
+    """server_environment's ``running_env`` option when set, else ``RUNNING_ENV``."""
+    return config.get("running_env") or os.environ.get("RUNNING_ENV") or None
+
+
+def serving():
+    """Does this process serve HTTP or run crons (an Odoo server, not a script)?"""
+    if config.get("stop_after_init"):
+        return False
+    server = odoo_server.server
+    if server is None:
+        return False  # odoo shell, the suite's commands
+    # anthem starts a ThreadedServer with stop=True: no HTTP daemon was spawned
+    return not (isinstance(server, odoo_server.ThreadedServer) and server.httpd is None)
+
+
+class CloudPlatform(models.AbstractModel):
+    _name = "cloud.platform"
+    _description = "Cloud platform: startup checks and provider install"
+
+    # -- checks ---------------------------------------------------------------------------
+
+    @api.model
+    def _problems(self, probes=None):
+        """Every problem of this environment for this database (``[]`` when fine).
+        ``probes``: run the connectivity probes (default: ODOO_CLOUD_PLATFORM_PROBES)."""
+        params = self.env["ir.config_parameter"].sudo()
+        return platform_checks.check_database(
+            running_env=running_env(),
+            platform=params.get_param(KIND_PARAM) or None,
+            location=params.get_param(LOCATION_PARAM, "file"),
+            installed_kinds=self.env["ir.attachment"]._object_storage_kinds(),
+            db_name=self.env.cr.dbname,
+            probes=probes,
+        )
+
+    @api.model
+    def check(self):
+        """Raise :class:`~stateless_odoo.platform_checks.PlatformMisconfigured` naming
+        every problem, unless ODOO_CLOUD_PLATFORM_UNSAFE is on (then warn loudly)."""
+        unsafe = platform_checks.is_unsafe()  # a value that is not a boolean raises
+        problems = self._problems()
+        if not problems:
+            return True
+        error = platform_checks.PlatformMisconfigured(problems, running_env())
+        if unsafe:
+            _logger.warning(
+                "ODOO_CLOUD_PLATFORM_UNSAFE is on: database %s is served although %s",
+                self.env.cr.dbname,
+                error,
+            )
+            return False
+        raise error
+
+    def _register_hook(self):
+        super()._register_hook()
+        try:
+            self.check()
+        except ConfigError as exc:
+            if serving():
+                _logger.critical(
+                    "cloud_platform: database %s is not served: %s", self.env.cr.dbname, exc
+                )
+                raise
+            _logger.warning(
+                "cloud_platform: database %s would not be served by an Odoo server: %s",
+                self.env.cr.dbname,
+                exc,
+            )
+
+    # -- provider install -------------------------------------------------------------------
+
+    @api.model
+    def install(self, platform_kind):
+        """Configure this database for a platform (``exoscale`` or ``ovh``) and the running
+        environment: record the platform, set ``ir_attachment.location``, check the
+        environment (raises naming every problem), move the existing attachments. Running
+        it again changes nothing."""
+        if not self.env.is_admin():
+            raise UserError(_("Only administrators can install the cloud platform."))
+        env_name = running_env()
+        try:
+            location = platform_checks.platform_location(
+                platform_kind, platform_checks.environment_kind(env_name)
+            )
+        except ConfigError as exc:
+            raise UserError(_("Cloud platform not installed: %(error)s", error=exc)) from exc
+        installed = self.env["ir.attachment"]._object_storage_kinds()
+        if location in platform_checks.KINDS and location not in installed:
+            raise UserError(
+                _(
+                    "Cloud platform %(platform)s stores the attachments of %(env)s in"
+                    " %(location)s: install the addon attachment_%(location)s (and put it"
+                    " in --load) first.",
+                    platform=platform_kind,
+                    env=env_name,
+                    location=location,
+                )
+            )
+        params = self.env["ir.config_parameter"].sudo()
+        changed = params.get_param(LOCATION_PARAM, "file") != location
+        params.set_param(KIND_PARAM, platform_kind)
+        params.set_param(LOCATION_PARAM, location)
+        self.check()
+        if changed:
+            # committed, then announced: the other processes drop their cached location
+            # and write new content where it now goes; the migration moves the rest
+            self.env.flush_all()
+            self.env.cr.commit()
+            self.env.registry.signal_changes()
+        self.env["ir.attachment"].sudo().force_storage()
+        _logger.info(
+            "cloud platform %s installed for %s: ir_attachment.location = %s",
+            platform_kind,
+            env_name,
+            location,
+        )
+        return True
+
+    @api.model
+    def _platform_kind(self):
+        """The platform of this deployment: ODOO_CLOUD_PLATFORM_KIND, else the ``kind``
+        of server_environment's ``[cloud_platform]`` section, else the recorded one."""
+        platform = os.environ.get("ODOO_CLOUD_PLATFORM_KIND", "").strip()
+        if not platform:
+            platform = self._server_environment_kind()
+        if not platform:
+            platform = self.env["ir.config_parameter"].sudo().get_param(KIND_PARAM)
+        if not platform:
+            raise UserError(
+                _(
+                    "No cloud platform given: set ODOO_CLOUD_PLATFORM_KIND (one of"
+                    " %(kinds)s), or kind in the [cloud_platform] section of"
+                    " server_environment_files, or sing install_exoscale or install_ovh.",
+                    kinds=", ".join(platform_checks.PLATFORMS),
+                )
+            )
+        return platform
+
+    @api.model
+    def _server_environment_kind(self):
+        if "server.config" not in self.env:
+            # server_environment is not installed here (importing it would set the
+            # running environment as a side effect)
+            return None
+        from odoo.addons.server_environment import serv_config
+
+        return serv_config.get("cloud_platform", "kind", fallback="").strip() or None
+
+    @api.model
+    def install_exoscale(self):
+        return self.install("exoscale")
+
+    @api.model
+    def install_ovh(self):
+        return self.install("ovh")

@@ -1,0 +1,1 @@
+from . import test_server_environment_files
