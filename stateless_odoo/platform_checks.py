@@ -5,15 +5,18 @@ given by the caller); ``cloud_platform`` runs it when a database loads and refus
 serve it when :func:`check` finds problems. Every problem names its variable and what
 was expected; all problems are reported at once. Rules (seed 001, the older addon):
 
-- ``RUNNING_ENV`` is ``prod``, ``integration``, ``test``, ``dev`` or ``labs...``;
+- ``RUNNING_ENV`` is set (``prod``, ``integration``, ``test``, ``dev``, ``labs...`` or
+  another name: seed 001 lists the environments a project has "at least");
 - prod, integration and test keep sessions in Redis (``ODOO_SESSION_REDIS`` on, a host,
-  URL or sentinel given) with the prefix ``<client>-odoo-<env>`` of their environment
-  (so never production's elsewhere);
-- prod and integration keep attachments in the object store of the platform's kind
-  (``ir_attachment.location`` = ``s3`` or ``swift``, its variables set), prod in a
-  ``<client>-odoo-prod`` bucket or container and no other environment in one;
+  URL or sentinel given) with the prefix ``<client>-odoo-<env>...`` of their environment;
+- prod and integration keep attachments in the object store (``ir_attachment.location``
+  = ``s3`` or ``swift``, the platform's kind when recorded, its variables set);
+- a ``<client>-odoo-prod...`` bucket, container or session prefix in prod, and in no
+  other environment, dev, labs and other names included (matched from the start, as the
+  older addon did; ``AWS_BUCKETNAME_UNSTRUCTURED`` / ``SWIFT_WRITE_CONTAINER_UNSTRUCTURED``
+  skip the name rule of the bucket or container);
 - test keeps attachments in the database (``ir_attachment.location`` = ``db``);
-- dev and labs are not checked.
+- a location whose store addon is not installed is a problem everywhere.
 
 ``ODOO_CLOUD_PLATFORM_UNSAFE`` (a boolean) bypasses the checks; the caller warns loudly.
 ``ODOO_CLOUD_PLATFORM_PROBES`` (a boolean, default off) adds :func:`probe`: Redis
@@ -34,8 +37,8 @@ ENVIRONMENTS = ("prod", "integration", "test", "dev")
 KINDS = ("s3", "swift")
 #: the providers of seed 001 and the object store each uses
 PLATFORMS = {"exoscale": "s3", "ovh": "swift"}
-_PROD_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*-odoo-prod$")
-_ANY_PROD = re.compile(r"-odoo-prod$")
+#: a production name, as the older addon matched it (from the start, any suffix)
+_PROD_NAME = re.compile(r"[A-Za-z0-9._-]+-odoo-prod")
 _CLIENT = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 #: the variables of each store kind that must be set (values not shown in messages)
@@ -104,35 +107,54 @@ def platform_location(platform, which):
     return kind if which in ("prod", "integration", "labs") else "db"
 
 
-def check(environ=None, *, running_env=None, location=None, kind=None, installed_kinds=None):
+def check(
+    environ=None, *, running_env=None, location=None, kind=None, installed_kinds=None, db_name=None
+):
     """The problems of this environment, ``[]`` when it is fine.
 
     ``running_env``: server_environment's ``running_env`` when known (else
     ``RUNNING_ENV``); ``location``: the database's ``ir_attachment.location``; ``kind``:
-    the platform's store kind (``s3``/``swift``) when recorded, else guessed from
-    ``location``; ``installed_kinds``: the store kinds whose addon is installed, when
-    known (a location no installed addon serves is a problem in any environment)."""
+    the platform's store kind (``s3``/``swift``) when recorded; ``installed_kinds``: the
+    store kinds whose addon is installed, when known; ``db_name``: to render ``{db}`` in
+    a bucket or container name. prod, integration and test get every rule; dev, labs
+    and other names only "never production's bucket, container or prefix"."""
     env = EnvReader(environ)
-    problems = []
     running_env = running_env or env.str("RUNNING_ENV")
-    which = environment_kind(running_env)
-    if which is None:
-        shown = "is not set, it must be" if not running_env else f"{running_env!r} is not"
-        problems.append(
-            Problem("RUNNING_ENV", f"{shown} one of prod, integration, test, dev, labs-*")
-        )
-        return problems
-    if installed_kinds is not None and location in KINDS and location not in installed_kinds:
+    if not running_env:
+        return [
+            Problem(
+                "RUNNING_ENV",
+                "is not set, it must be one of prod, integration, test, dev, labs-*",
+            )
+        ]
+    problems = []
+    store_kind = location if location in KINDS else None
+    if installed_kinds is not None and store_kind and store_kind not in installed_kinds:
         problems.append(
             Problem(
                 "ir_attachment.location",
                 f"is {location!r} but the addon attachment_{location} is not installed",
             )
         )
-    if which in ("dev", "labs"):
+    if kind and store_kind and kind != store_kind:
+        problems.append(
+            Problem(
+                "ir_attachment.location",
+                f"is {location!r} but the platform recorded in cloud.platform.kind"
+                f" stores attachments in {kind}",
+            )
+        )
+    which = environment_kind(running_env)
+    if which in ("prod", "integration", "test"):
+        problems += _check_sessions(env, which)
+        problems += _check_attachments(env, which, location, store_kind or kind, db_name)
         return problems
-    problems += _check_sessions(env, which)
-    problems += _check_attachments(env, which, location, kind)
+    # dev, labs and any other environment: never production's names
+    prefix = env.str("ODOO_SESSION_REDIS_PREFIX", "")
+    if prefix:
+        problems += _check_prod_name("ODOO_SESSION_REDIS_PREFIX", prefix, running_env)
+    if store_kind:
+        problems += _check_container(env, store_kind, running_env, db_name)
     return problems
 
 
@@ -159,7 +181,7 @@ def _check_sessions(env, which):
             )
         )
     prefix = env.str("ODOO_SESSION_REDIS_PREFIX", "")
-    if not re.fullmatch(rf"{_CLIENT}-odoo-{which}", prefix):
+    if not re.match(rf"{_CLIENT}-odoo-{which}", prefix):
         shown = f"{prefix!r} is not" if prefix else "is not set, it must be"
         problems.append(
             Problem(
@@ -170,7 +192,7 @@ def _check_sessions(env, which):
     return problems
 
 
-def _check_attachments(env, which, location, kind):
+def _check_attachments(env, which, location, kind, db_name):
     if which == "test":
         if location is not None and location != "db":
             return [
@@ -181,7 +203,6 @@ def _check_attachments(env, which, location, kind):
             ]
         return []
     problems = []
-    kind = kind or (location if location in KINDS else None)
     if location is not None and location not in KINDS:
         problems.append(
             Problem(
@@ -195,18 +216,38 @@ def _check_attachments(env, which, location, kind):
     for name in STORE_VARIABLES[kind]:
         if not env.is_set(name):
             problems.append(Problem(name, f"is not set ({which} stores attachments in {kind})"))
-    container_variable = CONTAINER_VARIABLE[kind]
-    container = env.str(container_variable, "")
-    if container:
-        problems += _check_prod_name(container_variable, container, which)
-    return problems
+    return problems + _check_container(env, kind, which, db_name)
+
+
+def _check_container(env, kind, which, db_name):
+    """The bucket or container name's rule, unless ``<variable>_UNSTRUCTURED`` (the
+    older addon's escape) is on; ``{db}`` is rendered when the database is known."""
+    variable = CONTAINER_VARIABLE[kind]
+    value = env.str(variable, "")
+    try:
+        unstructured = env.bool(f"{variable}_UNSTRUCTURED", False)
+    except ConfigError as exc:
+        return [Problem(exc.variable, str(exc).partition(": ")[2])]
+    if not value or unstructured:
+        return []
+    if "{db}" in value:
+        if db_name is None:
+            return []
+        value = value.replace("{db}", db_name)
+    return _check_prod_name(variable, value, which)
 
 
 def _check_prod_name(variable, value, which):
     if which == "prod" and not _PROD_NAME.match(value):
         return [Problem(variable, f"{value!r} is not a <client>-odoo-prod name, as prod needs")]
-    if which != "prod" and _ANY_PROD.search(value):
-        return [Problem(variable, f"{value!r} is production's: {which} must not use it")]
+    if which != "prod" and _PROD_NAME.match(value):
+        return [
+            Problem(
+                variable,
+                f"{value!r} is a production name (<client>-odoo-prod): only RUNNING_ENV=prod"
+                f" may use it, not {which!r}",
+            )
+        ]
     return []
 
 
@@ -284,6 +325,7 @@ def check_database(
         location=location,
         kind=kind,
         installed_kinds=installed_kinds,
+        db_name=db_name,
     )
     which = environment_kind(running_env)
     if (enabled if probes is None else probes) and which not in (None, "dev", "labs"):

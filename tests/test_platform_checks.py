@@ -77,7 +77,6 @@ def test_good_environments_pass(env, kind):
         ("integration", {"AWS_BUCKETNAME": "acme-odoo-prod"}, "AWS_BUCKETNAME"),
         ("prod", {"AWS_ACCESS_KEY_ID": None}, "AWS_ACCESS_KEY_ID"),
         ("prod", {"AWS_SECRET_ACCESS_KEY": ""}, "AWS_SECRET_ACCESS_KEY"),
-        ("prod", {"RUNNING_ENV": "production"}, "RUNNING_ENV"),
         ("prod", {"RUNNING_ENV": None}, "RUNNING_ENV"),
     ],
 )
@@ -119,6 +118,56 @@ def test_several_mistakes_are_reported_at_once():
     assert "3 problem(s)" in text and "ODOO_CLOUD_PLATFORM_UNSAFE=1" in text
     assert all(p.variable in text for p in problems)
     assert isinstance(error, ConfigError)
+
+
+def test_other_environments_never_use_production_names():
+    # dev, labs and names the platform does not know (seed 001: "at least" these four)
+    for env in ("dev", "labs-42", "staging", "production"):
+        assert check({**good("integration"), "RUNNING_ENV": env}, location="s3") == []
+        problems = check({**good("prod"), "RUNNING_ENV": env}, location="s3")
+        assert [p.variable for p in problems] == ["ODOO_SESSION_REDIS_PREFIX", "AWS_BUCKETNAME"]
+        assert f"only RUNNING_ENV=prod may use it, not {env!r}" in problems[0].message
+    # without a store location, only the session prefix
+    variables = {**good("prod"), "RUNNING_ENV": "dev"}
+    assert [p.variable for p in check(variables, location="db")] == ["ODOO_SESSION_REDIS_PREFIX"]
+
+
+def test_production_names_as_the_older_addon_matched_them():
+    for name in ("acme-odoo-prod", "acme-odoo-prod-ch", "acme-odoo-prod2"):
+        assert check({**good("prod"), "AWS_BUCKETNAME": name}, location="s3") == []
+        problems = check({**good("integration"), "AWS_BUCKETNAME": name}, location="s3")
+        assert [p.variable for p in problems] == ["AWS_BUCKETNAME"]
+    # {db} rendered with the database's name, when it is known
+    variables = {**good("prod"), "AWS_BUCKETNAME": "{db}-files"}
+    assert check(variables, location="s3") == []
+    assert check(variables, location="s3", db_name="acme-odoo-prod") == [], "renders"
+    problems = check(variables, location="s3", db_name="acme")
+    assert [p.message for p in problems] == [
+        "'acme-files' is not a <client>-odoo-prod name, as prod needs"
+    ]
+    integration = {**good("integration"), "AWS_BUCKETNAME": "{db}"}
+    assert [p.variable for p in check(integration, location="s3", db_name="acme-odoo-prod")] == [
+        "AWS_BUCKETNAME"
+    ]
+    # the older addon's escape from the name rule
+    variables = {**good("prod"), "AWS_BUCKETNAME": "legacy", "AWS_BUCKETNAME_UNSTRUCTURED": "1"}
+    assert check(variables, location="s3") == []
+    variables["AWS_BUCKETNAME_UNSTRUCTURED"] = "perhaps"
+    assert [p.variable for p in check(variables, location="s3")] == ["AWS_BUCKETNAME_UNSTRUCTURED"]
+
+
+def test_the_location_is_the_store_checked():
+    # a recorded platform does not hide the store really in use
+    variables = good("prod", "s3")
+    problems = check(variables, location="swift", kind="s3")
+    assert [p.variable for p in problems] == [
+        "ir_attachment.location",
+        "SWIFT_AUTH_URL",
+        "SWIFT_ACCOUNT",
+        "SWIFT_PASSWORD",
+        "SWIFT_WRITE_CONTAINER",
+    ]
+    assert "cloud.platform.kind stores attachments in s3" in problems[0].message
 
 
 def test_running_env_from_server_environment_wins():

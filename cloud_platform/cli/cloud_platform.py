@@ -34,7 +34,7 @@ Subcommands:
   check     check the environment for the running environment (RUNNING_ENV or the
             running_env option), and with -d the database's platform settings; exit
             status 0 fine (or bypassed by ODOO_CLOUD_PLATFORM_UNSAFE), {EXIT_PROBLEMS} problems
-            (each named on stderr), {EXIT_UNREACHABLE} database unreachable
+            (each named on stderr), {EXIT_UNREACHABLE} database unreachable or not Odoo's
   status    where a database's attachments are, what is left to move, pending object
             garbage collection, whether a migration runs (--json for machines)
   migrate   move every attachment where ir_attachment.location wants it (resumable,
@@ -80,7 +80,7 @@ class CloudPlatformCommand(Command):
         options, odoo_args = parser.parse_known_args(args)
         if options.config:
             odoo_args.append(f"--config={options.config}")
-        config.parse_config(odoo_args)
+        config.parse_config(odoo_args, setup_logging=True)
         running_env = config.get("running_env") or os.environ.get("RUNNING_ENV") or None
         try:
             if action == "check":
@@ -95,8 +95,18 @@ class CloudPlatformCommand(Command):
             sys.exit(EXIT_UNREACHABLE)
 
     @staticmethod
-    def _settings(database):
-        with sql_db.db_connect(database).cursor() as cr:
+    def _cursor(database):
+        """A cursor on an Odoo database (exit 3 naming it when it is not one)."""
+        cr = sql_db.db_connect(database).cursor()
+        cr.execute("SELECT to_regclass('ir_config_parameter') IS NOT NULL")
+        if not cr.fetchone()[0]:
+            cr.close()
+            print(f"database {database!r} is not an Odoo database", file=sys.stderr)
+            sys.exit(EXIT_UNREACHABLE)
+        return cr
+
+    def _settings(self, database):
+        with self._cursor(database) as cr:
             return ops.database_settings(cr)
 
     def _check(self, options, running_env):
@@ -134,7 +144,7 @@ class CloudPlatformCommand(Command):
         return EXIT_PROBLEMS
 
     def _status(self, options, running_env):
-        with sql_db.db_connect(options.database).cursor() as cr:
+        with self._cursor(options.database) as cr:
             status = ops.storage_status(cr, options.database, running_env)
         if options.json:
             print(json.dumps(status.as_dict(), indent=2, sort_keys=True))

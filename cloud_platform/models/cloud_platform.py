@@ -14,6 +14,8 @@ store addons) and decides what a problem does:
 
 import logging
 import os
+import sys
+import threading
 
 from odoo import _, api, models
 from odoo.exceptions import UserError
@@ -35,14 +37,28 @@ def running_env():
 
 
 def serving():
-    """Does this process serve HTTP or run crons (an Odoo server, not a script)?"""
+    """Is this database being loaded to be served (HTTP or crons) by an Odoo server?
+
+    Decided by where the load happens, not by the server's class: ``odoo shell`` and
+    anthem also start a server object (prefork when the configuration has workers) but
+    load the database after it returned, from their main thread."""
     if config.get("stop_after_init"):
-        return False
+        return False  # install and upgrade jobs, Odoo's own test runs
     server = odoo_server.server
     if server is None:
-        return False  # odoo shell, the suite's commands
-    # anthem starts a ThreadedServer with stop=True: no HTTP daemon was spawned
-    return not (isinstance(server, odoo_server.ThreadedServer) and server.httpd is None)
+        return False  # the suite's commands, scripts that never start a server
+    if isinstance(server, odoo_server.GeventServer) or os.getpid() != server.pid:
+        return True  # the websocket process; a prefork HTTP or cron worker
+    if getattr(threading.current_thread(), "type", None) in ("http", "cron"):
+        return True  # a threaded server's request or cron thread
+    # preload of the databases given with -d (threaded server, prefork master)
+    preload = odoo_server.preload_registries.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is preload:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class CloudPlatform(models.AbstractModel):
@@ -85,6 +101,15 @@ class CloudPlatform(models.AbstractModel):
 
     def _register_hook(self):
         super()._register_hook()
+        if self.pool.ready:
+            # hooks run again when a ready registry reloads its models (a custom field
+            # created): the database was checked when it was loaded
+            return
+        self._check_at_load()
+
+    @api.model
+    def _check_at_load(self):
+        """Refuse the database in a serving process, warn elsewhere."""
         try:
             self.check()
         except ConfigError as exc:

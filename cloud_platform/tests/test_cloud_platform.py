@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
@@ -112,7 +113,8 @@ class TestChecksInProcess(TransactionCase):
         kinds.start()
         self.addCleanup(kinds.stop)
 
-    def problems(self, variables, location, platform="exoscale"):
+    def problems(self, variables, location, platform=None):
+        platform = platform or ("ovh" if location == "swift" else "exoscale")
         self.params.set_param("ir_attachment.location", location)
         self.params.set_param("cloud.platform.kind", platform)
         with _Environ(variables):
@@ -125,12 +127,27 @@ class TestChecksInProcess(TransactionCase):
             (test, "db", []),
             (good("integration", "acme", "swift"), "swift", []),
             (good("dev", "acme"), "file", []),
+            (
+                changed(good("dev", "acme"), AWS_BUCKETNAME="acme-odoo-prod"),
+                "s3",
+                ["AWS_BUCKETNAME"],
+            ),
+            (
+                changed(good("integration", "acme"), AWS_BUCKETNAME="acme-odoo-prod"),
+                "s3",
+                ["AWS_BUCKETNAME"],
+            ),
             (prod, "file", ["ir_attachment.location"]),
             (test, "s3", ["ir_attachment.location"]),
             (changed(prod, AWS_SECRET_ACCESS_KEY=None), "s3", ["AWS_SECRET_ACCESS_KEY"]),
             (changed(prod, AWS_BUCKETNAME="acme-odoo-test"), "s3", ["AWS_BUCKETNAME"]),
             (changed(prod, ODOO_SESSION_REDIS="maybe"), "s3", ["ODOO_SESSION_REDIS"]),
-            (changed(prod, RUNNING_ENV="production"), "s3", ["RUNNING_ENV"]),
+            (changed(prod, RUNNING_ENV=None), "s3", ["RUNNING_ENV"]),
+            (
+                changed(prod, RUNNING_ENV="production"),
+                "s3",
+                ["ODOO_SESSION_REDIS_PREFIX", "AWS_BUCKETNAME"],
+            ),
             (
                 changed(test, ODOO_SESSION_REDIS_PREFIX="acme-odoo-prod"),
                 "db",
@@ -146,6 +163,12 @@ class TestChecksInProcess(TransactionCase):
             with self.subTest(env=variables.get("RUNNING_ENV"), expected=expected):
                 self.assertEqual(self.problems(variables, location), expected)
         self.assertEqual(self.problems(prod, "s3", platform="aws"), ["cloud.platform.kind"])
+        # the location, not the recorded platform, says which store is checked
+        no_swift = {k: v for k, v in prod.items() if not k.startswith("SWIFT_")}
+        self.assertEqual(
+            self.problems(no_swift, "swift", platform="exoscale"),
+            ["ir_attachment.location", *platform_checks.STORE_VARIABLES["swift"]],
+        )
 
     def test_load_refuses_only_in_a_serving_process(self):
         variables = changed(good("prod", "acme"), AWS_BUCKETNAME="shared", AWS_REGION=None)
@@ -155,7 +178,7 @@ class TestChecksInProcess(TransactionCase):
                 self.assertLogs(cp_module._logger, "CRITICAL") as logs,
                 self.assertRaises(platform_checks.PlatformMisconfigured) as caught,
             ):
-                self.platform._register_hook()
+                self.platform._check_at_load()
         self.assertEqual(caught.exception.variable, "AWS_BUCKETNAME")
         (line,) = logs.output
         self.assertIn("is not served", line)
@@ -163,7 +186,7 @@ class TestChecksInProcess(TransactionCase):
         self.assertNotIn(os.environ["TEST_S3_SECRET_KEY"], line)
         # a script (install job, song, shell) only warns: it may be the fix
         with _Environ(variables), self.assertLogs(cp_module._logger, "WARNING") as logs:
-            self.platform._register_hook()
+            self.platform._check_at_load()
         self.assertIn("would not be served", logs.output[0])
 
     def test_unsafe(self):
@@ -179,17 +202,50 @@ class TestChecksInProcess(TransactionCase):
                 self.platform.check()
 
     def test_serving(self):
-        # this test run is --stop-after-init: a script
-        self.assertFalse(cp_module.serving())
-        with mock.patch.dict(odoo.tools.config.options, {"stop_after_init": False}):
-            with mock.patch.object(odoo.service.server, "server", None):
-                self.assertFalse(cp_module.serving())  # odoo shell, commands
-            anthem_like = odoo.service.server.ThreadedServer(None)
-            with mock.patch.object(odoo.service.server, "server", anthem_like):
-                self.assertFalse(cp_module.serving())
-            anthem_like.httpd = object()  # an HTTP daemon was spawned
-            with mock.patch.object(odoo.service.server, "server", anthem_like):
-                self.assertTrue(cp_module.serving())
+        """Where the database is loaded decides, as in each kind of Odoo process. Each
+        case runs in a thread of its own: this test itself runs inside Odoo's
+        preload_registries (post-install tests), which is a serving load."""
+        server_module = odoo.service.server
+
+        def serving(kind=None, target=cp_module.serving):
+            seen = []
+            thread = threading.Thread(target=lambda: seen.append(target()))
+            if kind:
+                thread.type = kind
+            thread.start()
+            thread.join()
+            return seen[0]
+
+        # this test run is --stop-after-init: a job
+        self.assertFalse(serving())
+        serving_config = {"stop_after_init": False, "test_enable": False, "test_file": False}
+        with mock.patch.dict(odoo.tools.config.options, serving_config):
+            with mock.patch.object(server_module, "server", None):
+                self.assertFalse(serving())  # the suite's commands
+            # odoo shell / anthem with workers in the configuration: a prefork server
+            # object, the database loaded from the main thread after start() returned
+            prefork = server_module.PreforkServer(None)
+            with mock.patch.object(server_module, "server", prefork):
+                self.assertFalse(serving())
+                prefork.pid = os.getpid() + 1  # in a forked HTTP or cron worker
+                self.assertTrue(serving())
+            threaded = server_module.ThreadedServer(None)
+            with mock.patch.object(server_module, "server", threaded):
+                self.assertFalse(serving())  # anthem: no -d preload, its main thread
+                self.assertTrue(serving("http"))  # a request thread
+                self.assertTrue(serving("cron"))  # a cron thread
+                # `-d db` (with or without HTTP): loaded by preload_registries
+                seen = []
+                fake_registry = mock.MagicMock(_assertion_report=None)
+                with mock.patch.object(
+                    odoo.modules.registry.Registry,
+                    "new",
+                    side_effect=lambda *a, **k: seen.append(cp_module.serving()) or fake_registry,
+                ):
+                    serving(target=lambda: server_module.preload_registries(["stateless_cp_x"]))
+                self.assertEqual(seen, [True])
+            with mock.patch.object(server_module, "server", server_module.GeventServer(None)):
+                self.assertTrue(serving())  # the websocket process
 
     def test_install_refuses_bad_input_before_changing_anything(self):
         before = self.params.get_param("ir_attachment.location")
@@ -349,6 +405,12 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
         self.assertIn("AWS_BUCKETNAME", done.stdout)
         self.assertIn("ODOO_SESSION_REDIS_PREFIX: is not set", done.stdout)
         self.assertNotIn(os.environ["TEST_S3_SECRET_KEY"], done.stdout)
+        self.assertEqual(self.snapshot(), before)
+        # one that would move everything to the database (test): refused before that
+        test_wrong = changed(good("test", self.client), ODOO_SESSION_REDIS_PREFIX="shared")
+        done = self.sing("install_exoscale", test_wrong, "exoscale-bad-test")
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("ODOO_SESSION_REDIS_PREFIX: 'shared' is not <client>-odoo-test", done.stdout)
         self.assertEqual(self.snapshot(), before)
 
         # OVH in test: attachments come back to the database; then `install` by variable
