@@ -250,7 +250,11 @@ class Migration:
                     max(eta, 0.0),
                 )
                 if self.progress is not None:
-                    self.progress(seen, total, report)
+                    try:
+                        self.progress(seen, total, report)
+                    except Exception as exc:  # noqa: BLE001 - a display never stops a run
+                        self.log.warning("progress display failed, stopped: %s", exc)
+                        self.progress = None
         report.seconds = time.monotonic() - started
         level = logging.WARNING if report.skipped else logging.INFO
         self.log.log(

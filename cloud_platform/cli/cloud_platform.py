@@ -81,6 +81,11 @@ class CloudPlatformCommand(Command):
         if options.config:
             odoo_args.append(f"--config={options.config}")
         config.parse_config(odoo_args, setup_logging=True)
+        if not options.database and config.get("db_name"):
+            # -d is this command's; a configuration file's db_name counts too
+            options.database = config["db_name"].split(",")[0].strip() or None
+        if action == "status" and not options.database:
+            parser.error("the database is required (-d or db_name in the configuration)")
         running_env = config.get("running_env") or os.environ.get("RUNNING_ENV") or None
         try:
             if action == "check":

@@ -487,6 +487,13 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
                 self.assertEqual(results[name].returncode, code, results[name].stdout)
                 if text:
                     self.assertIn(text, results[name].stdout)
+        # the database of a configuration file's db_name
+        conf = os.path.join(self.logs, "odoo.conf")
+        with open(conf, "w") as handle:
+            handle.write(f"[options]\ndb_name = {self.db}\n")
+        done = self.command("check", "-c", conf, env=integration, name="check-conf")
+        self.assertEqual(done.returncode, 0, done.stdout)
+        self.assertIn(f"(database {self.db})", done.stdout)
         # no database: the environment alone; an unknown one: exit 3 naming it
         done = self.command("check", env=good("test", self.client), name="check-no-db")
         self.assertEqual(done.returncode, 0, done.stdout)
