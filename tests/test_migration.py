@@ -168,6 +168,43 @@ def test_migration_to_the_store_and_back(kind, services, make_fresh_store, files
     assert all(fname is None for fname, _d, _c in filestore.rows().values())
 
 
+def test_a_switch_of_store_kind_moves_the_objects(services, make_fresh_store, filestore):
+    """Swift to S3 (OVH to Exoscale): the objects move and the old ones are collected;
+    an object of the configured kind in another container stays where it is."""
+    old = make_fresh_store("swift")
+    new = make_fresh_store("s3")
+    old_stores = AttachmentStores("swift", DB, environ_for("swift", services, old.container))
+    new_stores = AttachmentStores("s3", DB, environ_for("s3", services, new.container))
+    ids = [filestore.add_file(b"%PDF " + bytes([i]) * 3000) for i in range(3)]
+    assert migration(filestore, "store", old_stores).run().ok
+    assert all(filestore.rows()[i][0].startswith("swift://") for i in ids)
+    expected = {i: filestore.content(old_stores, i) for i in ids}
+    other = make_fresh_store("s3")  # another environment's bucket, read-only here
+    theirs = sha1(b"theirs")
+    other.put(f"{DB}/{theirs[:2]}/{theirs}", b"theirs")
+    foreign = filestore._insert(
+        "f", f"s3://{other.container}/{DB}/{theirs[:2]}/{theirs}", None, theirs, "x/y", 6
+    )
+
+    report = migration(filestore, "store", new_stores, read_stores=[old_stores]).run()
+
+    assert report.ok and report.moved == 3, report.skipped
+    rows = filestore.rows()
+    assert all(rows[i][0].startswith(f"s3://{new.container}/") for i in ids)
+    assert {i: filestore.content(new_stores, i) for i in ids} == expected
+    assert list(old.list(f"{DB}/")) == []  # collected after the commit
+    assert rows[foreign][0].startswith(f"s3://{other.container}/")
+    # and back to Swift (the other environment's object is copied in, read-only there)
+    back = migration(filestore, "store", old_stores, read_stores=[new_stores]).run()
+    assert back.ok and back.moved == 4, back.skipped
+    assert other.get_bytes(f"{DB}/{theirs[:2]}/{theirs}") == b"theirs"  # never deleted
+    # without the old kind's variables, its objects are named, not lost
+    report = migration(filestore, "store", new_stores).run()
+    skipped = sorted(i for ids_, _s, _r in report.skipped for i in ids_)
+    assert skipped == sorted([*ids, foreign])
+    assert all(filestore.rows()[i][0].startswith("swift://") for i in [*ids, foreign])
+
+
 def test_bad_rows_are_skipped_and_named(services, make_fresh_store, filestore, caplog):
     container = make_fresh_store("s3")
     stores = AttachmentStores("s3", DB, environ_for("s3", services, container.container))
