@@ -205,6 +205,49 @@ def test_a_switch_of_store_kind_moves_the_objects(services, make_fresh_store, fi
     assert all(filestore.rows()[i][0].startswith("swift://") for i in [*ids, foreign])
 
 
+def test_one_object_named_through_both_apis_is_never_lost(services, make_fresh_store, filestore):
+    """One Swift answering both APIs (s3api, as OVH's; the test services too):
+    ``swift://c/k`` and ``s3://c/k`` are one object. Moving it to the other kind, then
+    collecting the moved source, must not delete what the row now names; nor may the
+    daily collection, nor may it rob a writer that reuses it through the other API."""
+    container = make_fresh_store("swift").container
+    swift = AttachmentStores("swift", DB, environ_for("swift", services, container))
+    s3 = AttachmentStores("s3", DB, environ_for("s3", services, container))
+    data = b"%PDF one object, two names " + uuid.uuid4().bytes
+    att = filestore.add_file(data)
+    assert migration(filestore, "store", swift).run().ok
+    assert filestore.rows()[att][0].startswith("swift://")
+
+    report = migration(filestore, "store", s3, read_stores=[swift]).run()
+
+    assert report.ok and report.moved == 1, report.skipped
+    url = filestore.rows()[att][0]
+    assert url.startswith(f"s3://{container}/")
+    assert filestore.content(s3, att) == data  # not deleted as the moved swift source
+    # and back: the s3 source is not deleted either
+    assert migration(filestore, "store", swift, read_stores=[s3]).run().ok
+    assert filestore.content(swift, att) == data
+    # the daily collection: a candidate of one API, a row naming it through the other
+    with PgCursor(filestore.dsn) as cr:
+        objectgc.mark(cr, [url])
+    result = collect(filestore.dsn, s3)
+    assert result.deleted == 0 and result.kept >= 1  # (with the migrations' uploads)
+    assert filestore.content(swift, att) == data
+    # a writer reusing the object through one API holds it against the other's collection
+    other = b"%PDF reused through the other API " + uuid.uuid4().bytes
+    key = s3.key_for(sha1(other))
+    s3.write_store.put(key, other)
+    with PgCursor(filestore.dsn) as cr:
+        objectgc.mark(cr, [s3.url_for(sha1(other))])
+    writer = PgCursor(filestore.dsn)
+    try:
+        objectgc.lock_objects(writer, [swift.url_for(sha1(other))])
+        assert collect(filestore.dsn, s3).busy == 1
+    finally:
+        writer.close()
+    assert s3.write_store.exists(key)
+
+
 def test_bad_rows_are_skipped_and_named(services, make_fresh_store, filestore, caplog):
     container = make_fresh_store("s3")
     stores = AttachmentStores("s3", DB, environ_for("s3", services, container.container))
