@@ -2,9 +2,10 @@
 
 One :class:`Migration` moves every attachment that is not where the current storage
 wants it: to the object store (except what :class:`~.attachments.KeepInDatabase`
-keeps in the database, which comes back there), or, for a team leaving the platform,
-back to the database or the local filestore. It is safe to kill at any moment and to run
-again:
+keeps in the database, which comes back there; objects of the other store kind move
+too, read through that kind's variables, and are collected once moved), or, for a team
+leaving the platform, back to the database or the local filestore. It is safe to kill
+at any moment and to run again:
 
 - one migration at a time per database, across all processes: a session-level
   PostgreSQL advisory lock; a second one raises :class:`MigrationRunning` at once;
@@ -166,9 +167,12 @@ class Migration:
         else:
             dest = self.target
         here = "db" if not store_fname else "store" if is_object_url(store_fname) else "file"
+        if dest == here == "store":
+            # an object of the other kind (a switch from Swift to S3, or back) moves to
+            # the configured store; one of this kind stays, whatever its container (a
+            # copy of another environment reads its objects where they are)
+            return None if store_fname.startswith(f"{self.stores.kind}://") else dest
         if dest == here:
-            return None
-        if here == "store" and dest == "store":
             return None
         return dest
 

@@ -18,6 +18,11 @@ Objects written by a transaction that then rolls back, or by a process killed be
 commit, are candidates too: writers record them first, in a transaction committed at
 once (:func:`mark` on a separate cursor).
 
+``s3://<container>/<key>`` and ``swift://<container>/<key>`` may name one object: a Swift
+that answers the S3 API too (s3api, as OVH's) shows the same containers through both.
+So an object is referenced, and locked, by its container and key whatever the scheme:
+it is deleted only when no row names it through either API.
+
 Cursors are DB-API cursors with ``execute``/``fetchall`` (Odoo's ``Cursor`` or
 :class:`stateless_odoo.pg.PgCursor`); transactions are the caller's.
 """
@@ -27,6 +32,7 @@ import time
 from dataclasses import dataclass
 
 from .attachments import is_object_url
+from .storage import KINDS
 
 _logger = logging.getLogger(__name__)
 
@@ -36,7 +42,7 @@ TABLE = "stateless_attachment_gc"
 LOCK_NAMESPACE = 0x53544F44  # "STOD"
 #: second key of the migration's lock
 MIGRATION_LOCK = 1
-#: first key of the per-object locks (the second is hashtext(store_fname))
+#: first key of the per-object locks (the second is hashtext(<container>/<key>))
 OBJECT_LOCK_NAMESPACE = LOCK_NAMESPACE + 1
 
 
@@ -48,6 +54,16 @@ def ensure_table(cr):
                 DEFAULT (now() at time zone 'UTC')
         )"""
     )
+
+
+def _same_object(url):
+    """``<container>/<key>`` of an object URL: what names the object across APIs."""
+    return url.partition("://")[2] or url
+
+
+#: SQL: :func:`_same_object` of the candidate ``g``, and its URL under every scheme
+_SAME_OBJECT_SQL = "substr(g.store_fname, strpos(g.store_fname, '://') + 3)"
+_ALIASES_SQL = ", ".join(f"'{kind}://' || {_SAME_OBJECT_SQL}" for kind in KINDS)
 
 
 def mark(cr, store_fnames):
@@ -64,7 +80,7 @@ def mark(cr, store_fnames):
 
 def lock_objects(cr, store_fnames):
     """Take the shared per-object locks of a writer, until its transaction ends."""
-    urls = sorted(set(store_fnames))
+    urls = sorted({_same_object(f) for f in store_fnames})
     if urls:
         cr.execute(
             "SELECT pg_advisory_xact_lock_shared(%s, hashtext(u)) FROM unnest(%s::varchar[]) AS u",
@@ -123,11 +139,12 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1):
         # writers hold ir_attachment: the candidates wait for the next collection
         result.lock_timeout = True
         return result
-    # candidates referenced again are dropped at once
+    # candidates referenced again (through either API) are dropped at once
     only_sql, params = ("AND g.store_fname = ANY(%s)", [list(only)]) if only else ("", [])
     cr.execute(
         f"""DELETE FROM {TABLE} g WHERE EXISTS
-            (SELECT 1 FROM ir_attachment a WHERE a.store_fname = g.store_fname) {only_sql}""",
+            (SELECT 1 FROM ir_attachment a WHERE a.store_fname IN ({_ALIASES_SQL}))
+            {only_sql}""",
         params,
     )
     result.kept = cr.rowcount
@@ -135,7 +152,7 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1):
         return result
     # only the objects of this kind of store: the others wait for their own
     cr.execute(
-        f"""SELECT g.store_fname, pg_try_advisory_xact_lock(%s, hashtext(g.store_fname))
+        f"""SELECT g.store_fname, pg_try_advisory_xact_lock(%s, hashtext({_SAME_OBJECT_SQL}))
             FROM {TABLE} g WHERE g.store_fname LIKE %s {only_sql}
             ORDER BY g.create_date, g.store_fname LIMIT %s""",
         [OBJECT_LOCK_NAMESPACE, f"{stores.kind}://%", *params, limit],

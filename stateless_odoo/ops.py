@@ -61,13 +61,13 @@ class StorageStatus:
 
     @property
     def to_move(self):
-        """Rows the migration would move: local files when the location is an object
-        store (small images stay in the database; objects of the other store kind are
-        read where they are, not moved), anything not in the database or the filestore
-        when the location is ``db`` or ``file``."""
+        """Rows the migration would move: local files and objects of the other store
+        kind when the location is an object store (database rows are checked against
+        the keep rule, not counted), anything not in the database or the filestore when
+        the location is ``db`` or ``file``."""
         location = self.settings.location
         if location in KINDS:
-            misplaced = ["file"]
+            misplaced = ["file", *(k for k in KINDS if k != location)]
         elif location == "db":
             misplaced = ["file", *KINDS]
         else:

@@ -168,6 +168,86 @@ def test_migration_to_the_store_and_back(kind, services, make_fresh_store, files
     assert all(fname is None for fname, _d, _c in filestore.rows().values())
 
 
+def test_a_switch_of_store_kind_moves_the_objects(services, make_fresh_store, filestore):
+    """Swift to S3 (OVH to Exoscale): the objects move and the old ones are collected;
+    an object of the configured kind in another container stays where it is."""
+    old = make_fresh_store("swift")
+    new = make_fresh_store("s3")
+    old_stores = AttachmentStores("swift", DB, environ_for("swift", services, old.container))
+    new_stores = AttachmentStores("s3", DB, environ_for("s3", services, new.container))
+    ids = [filestore.add_file(b"%PDF " + bytes([i]) * 3000) for i in range(3)]
+    assert migration(filestore, "store", old_stores).run().ok
+    assert all(filestore.rows()[i][0].startswith("swift://") for i in ids)
+    expected = {i: filestore.content(old_stores, i) for i in ids}
+    other = make_fresh_store("s3")  # another environment's bucket, read-only here
+    theirs = sha1(b"theirs")
+    other.put(f"{DB}/{theirs[:2]}/{theirs}", b"theirs")
+    foreign = filestore._insert(
+        "f", f"s3://{other.container}/{DB}/{theirs[:2]}/{theirs}", None, theirs, "x/y", 6
+    )
+
+    report = migration(filestore, "store", new_stores, read_stores=[old_stores]).run()
+
+    assert report.ok and report.moved == 3, report.skipped
+    rows = filestore.rows()
+    assert all(rows[i][0].startswith(f"s3://{new.container}/") for i in ids)
+    assert {i: filestore.content(new_stores, i) for i in ids} == expected
+    assert list(old.list(f"{DB}/")) == []  # collected after the commit
+    assert rows[foreign][0].startswith(f"s3://{other.container}/")
+    # and back to Swift (the other environment's object is copied in, read-only there)
+    back = migration(filestore, "store", old_stores, read_stores=[new_stores]).run()
+    assert back.ok and back.moved == 4, back.skipped
+    assert other.get_bytes(f"{DB}/{theirs[:2]}/{theirs}") == b"theirs"  # never deleted
+    # without the old kind's variables, its objects are named, not lost
+    report = migration(filestore, "store", new_stores).run()
+    skipped = sorted(i for ids_, _s, _r in report.skipped for i in ids_)
+    assert skipped == sorted([*ids, foreign])
+    assert all(filestore.rows()[i][0].startswith("swift://") for i in [*ids, foreign])
+
+
+def test_one_object_named_through_both_apis_is_never_lost(services, make_fresh_store, filestore):
+    """One Swift answering both APIs (s3api, as OVH's; the test services too):
+    ``swift://c/k`` and ``s3://c/k`` are one object. Moving it to the other kind, then
+    collecting the moved source, must not delete what the row now names; nor may the
+    daily collection, nor may it rob a writer that reuses it through the other API."""
+    container = make_fresh_store("swift").container
+    swift = AttachmentStores("swift", DB, environ_for("swift", services, container))
+    s3 = AttachmentStores("s3", DB, environ_for("s3", services, container))
+    data = b"%PDF one object, two names " + uuid.uuid4().bytes
+    att = filestore.add_file(data)
+    assert migration(filestore, "store", swift).run().ok
+    assert filestore.rows()[att][0].startswith("swift://")
+
+    report = migration(filestore, "store", s3, read_stores=[swift]).run()
+
+    assert report.ok and report.moved == 1, report.skipped
+    url = filestore.rows()[att][0]
+    assert url.startswith(f"s3://{container}/")
+    assert filestore.content(s3, att) == data  # not deleted as the moved swift source
+    # and back: the s3 source is not deleted either
+    assert migration(filestore, "store", swift, read_stores=[s3]).run().ok
+    assert filestore.content(swift, att) == data
+    # the daily collection: a candidate of one API, a row naming it through the other
+    with PgCursor(filestore.dsn) as cr:
+        objectgc.mark(cr, [url])
+    result = collect(filestore.dsn, s3)
+    assert result.deleted == 0 and result.kept >= 1  # (with the migrations' uploads)
+    assert filestore.content(swift, att) == data
+    # a writer reusing the object through one API holds it against the other's collection
+    other = b"%PDF reused through the other API " + uuid.uuid4().bytes
+    key = s3.key_for(sha1(other))
+    s3.write_store.put(key, other)
+    with PgCursor(filestore.dsn) as cr:
+        objectgc.mark(cr, [s3.url_for(sha1(other))])
+    writer = PgCursor(filestore.dsn)
+    try:
+        objectgc.lock_objects(writer, [swift.url_for(sha1(other))])
+        assert collect(filestore.dsn, s3).busy == 1
+    finally:
+        writer.close()
+    assert s3.write_store.exists(key)
+
+
 def test_bad_rows_are_skipped_and_named(services, make_fresh_store, filestore, caplog):
     container = make_fresh_store("s3")
     stores = AttachmentStores("s3", DB, environ_for("s3", services, container.container))

@@ -434,6 +434,7 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
         self.assertEqual(status["settings"]["platform"], "exoscale")
         self.assertEqual(status["settings"]["location"], "s3")
         self.assertEqual(status["to_move"], 0, status)
+        self.assertNotIn("swift", status["places"])  # the provider switch moved them
 
     # -- commands -----------------------------------------------------------------------
 
