@@ -65,9 +65,10 @@ NGINX=/usr/sbin/nginx
 NGINX_PREFIX=$STATE/nginx
 NGINX_HELPER=$HERE/e2e/nginx.py
 
-die() { echo "e2e.sh: $*" >&2; exit 1; }
+HARNESS=e2e.sh
+# shellcheck source=scripts/harness.sh
+source "$HERE/harness.sh"
 die_packages() { echo "e2e.sh: $*" >&2; exit 3; }
-log() { echo "e2e.sh: $*" >&2; }
 
 as_postgres() { runuser -u "$PG_OS_USER" -- "$@"; }
 
@@ -75,32 +76,13 @@ as_postgres() { runuser -u "$PG_OS_USER" -- "$@"; }
 primary_sql() { psql -X -q -At -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -U "$PG_USER" -d postgres -c "$1"; }
 replica_sql() { psql -X -q -At -h "$REPLICA_HOST" -p "$REPLICA_PORT" -U "$PG_USER" -d postgres -c "$1"; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- install --
 install_missing() {
     local pkgs=()
     [[ -x $NGINX ]] || pkgs+=(nginx)
     ((${#pkgs[@]})) || return 0
-    [[ $(id -u) == 0 ]] || die_packages "missing packages (${pkgs[*]}); run as root"
-    log "installing ${pkgs[*]}"
-    # nginx's postinst starts the system nginx on port 80 through invoke-rc.d
-    # unless policy-rc.d says 101.  Docker-derived images ship such a policy;
-    # if there is none, put one in place for the duration of the install only.
-    local policy=/usr/sbin/policy-rc.d ours='' rc=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
-        ours=1
-        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    fi
-    {
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq &&
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
-            --no-install-recommends "${pkgs[@]}"
-    } >"$STATE/log/apt.log" 2>&1 || rc=$?
-    if [[ -n $ours ]]; then rm -f "$policy"; trap - EXIT; fi
-    ((rc == 0)) || die_packages "apt-get install ${pkgs[*]} failed; last lines:
-$(tail -n 20 "$STATE/log/apt.log")"
+    apt_install die_packages "${pkgs[@]}"
     [[ -x $NGINX ]] || die_packages "nginx installed, but no $NGINX"
     ! port_open 80 || log "warning: something listens on port 80 after installing nginx"
 }
@@ -342,22 +324,4 @@ cmd_status() {
     return "$rc"
 }
 
-cmd_env() {
-    [[ -e $ENV_FILE ]] || die "no $ENV_FILE; run scripts/e2e.sh up first"
-    cat "$ENV_FILE"
-}
-
-# Serialise concurrent up/down; the lock file sits beside the state dir
-# because `down` deletes the dir.  Daemons are started with 9>&-: one that
-# inherited fd 9 would hold the lock forever.
-lock() {
-    mkdir -p "$(dirname "$STATE")"
-    exec 9>"$STATE.lock"
-    flock -w 300 9 || die "another e2e.sh up/down holds $STATE.lock"
-}
-
-case ${1:-} in
-    up | down) lock; "cmd_$1" ;;
-    status | env) "cmd_$1" ;;
-    *) die "usage: $0 up|down|status|env" ;;
-esac
+harness_main "$@"

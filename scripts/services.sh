@@ -67,8 +67,9 @@ SERVICES=(redis redis-auth redis-tls redis-sentinel memcached keystone
           swift-account swift-container swift-object swift-proxy
           swift-keystone-proxy)
 
-die() { echo "services.sh: $*" >&2; exit 1; }
-log() { echo "services.sh: $*" >&2; }
+HARNESS=services.sh
+# shellcheck source=scripts/harness.sh
+source "$HERE/harness.sh"
 
 port_of() {
     case $1 in
@@ -111,7 +112,6 @@ is_ours() {  # service pid
     tr '\0' ' ' 2>/dev/null <"/proc/$2/cmdline" | grep -qF -- "$token"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 rcli() { redis-cli -h 127.0.0.1 "$@" 2>/dev/null; }
 
@@ -145,26 +145,7 @@ install_missing() {
         command -v "$bin" >/dev/null || pkgs+=("${need[$bin]}")
     done
     ((${#pkgs[@]})) || return 0
-    [[ $(id -u) == 0 ]] || die "missing packages (${pkgs[*]}); run as root"
-    log "installing ${pkgs[*]}"
-    # Package postinst scripts start their daemons (memcached on 11211,
-    # swift-* from /etc/swift) through invoke-rc.d unless policy-rc.d says
-    # 101.  Docker-derived images ship such a policy; if there is none, put
-    # one in place for the duration of the install only.
-    local policy=/usr/sbin/policy-rc.d ours='' rc=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
-        ours=1
-        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    fi
-    {
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            --no-install-recommends "${pkgs[@]}"
-    } >"$STATE/log/apt.log" 2>&1 || rc=$?
-    if [[ -n $ours ]]; then rm -f "$policy"; trap - EXIT; fi
-    ((rc == 0)) || die "apt-get install ${pkgs[*]} failed; last lines:
-$(tail -n 20 "$STATE/log/apt.log")"
+    apt_install die "${pkgs[@]}"
 }
 
 # ----------------------------------------------------------------- starts --
@@ -627,22 +608,4 @@ cmd_status() {
     fi
 }
 
-cmd_env() {
-    [[ -e $ENV_FILE ]] || die "no $ENV_FILE; run scripts/services.sh up first"
-    cat "$ENV_FILE"
-}
-
-# Serialise concurrent up/down (e.g. parallel test runners); the lock file
-# sits beside the state dir because `down` deletes the dir.  Every daemon is
-# started with 9>&-: one that inherited fd 9 would hold the lock forever.
-lock() {
-    mkdir -p "$(dirname "$STATE")"
-    exec 9>"$STATE.lock"
-    flock -w 300 9 || die "another services.sh up/down holds $STATE.lock"
-}
-
-case ${1:-} in
-    up | down) lock; "cmd_$1" ;;
-    status | env) "cmd_$1" ;;
-    *) die "usage: $0 up|down|status|env" ;;
-esac
+harness_main "$@"

@@ -11,16 +11,15 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from . import objectgc
-from .platform_checks import KINDS
+from .storage import KINDS
 
-#: where an attachment's content is, from its row
-PLACE_SQL = """
-    CASE WHEN store_fname LIKE 's3://%%' THEN 's3'
-         WHEN store_fname LIKE 'swift://%%' THEN 'swift'
-         WHEN store_fname IS NOT NULL THEN 'file'
-         WHEN db_datas IS NOT NULL THEN 'db'
-         ELSE 'empty' END
-"""
+#: where an attachment's content is, from its row: a store kind, file, db or empty
+PLACE_SQL = (
+    "CASE "
+    + " ".join(f"WHEN store_fname LIKE '{kind}://%%' THEN '{kind}'" for kind in KINDS)
+    + " WHEN store_fname IS NOT NULL THEN 'file'"
+    " WHEN db_datas IS NOT NULL THEN 'db' ELSE 'empty' END"
+)
 
 
 @dataclass

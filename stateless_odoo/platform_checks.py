@@ -30,11 +30,11 @@ import re
 from dataclasses import dataclass
 
 from . import health
-from .config import EnvReader
+from .config import EnvReader, render_db_placeholder
 from .errors import ConfigError
+from .storage import KINDS
 
 ENVIRONMENTS = ("prod", "integration", "test", "dev")
-KINDS = ("s3", "swift")
 #: the providers of seed 001 and the object store each uses
 PLATFORMS = {"exoscale": "s3", "ovh": "swift"}
 #: a production name, as the older addon matched it (from the start, any suffix)
@@ -57,6 +57,11 @@ class Problem:
 
     def __str__(self):
         return f"{self.variable}: {self.message}"
+
+    @classmethod
+    def of(cls, error):
+        """The problem a :class:`ConfigError` describes."""
+        return cls(error.variable, str(error).partition(": ")[2])
 
 
 class PlatformMisconfigured(ConfigError):
@@ -163,7 +168,7 @@ def _check_sessions(env, which):
     try:
         enabled = env.bool("ODOO_SESSION_REDIS", False)
     except ConfigError as exc:
-        return [Problem(exc.variable, str(exc).partition(": ")[2])]
+        return [Problem.of(exc)]
     if not enabled:
         return [Problem("ODOO_SESSION_REDIS", f"must be on in {which} (sessions in Redis)")]
     if not any(
@@ -227,14 +232,10 @@ def _check_container(env, kind, which, db_name):
     try:
         unstructured = env.bool(f"{variable}_UNSTRUCTURED", False)
     except ConfigError as exc:
-        return [Problem(exc.variable, str(exc).partition(": ")[2])]
-    if not value or unstructured:
+        return [Problem.of(exc)]
+    if not value or unstructured or ("{db}" in value and db_name is None):
         return []
-    if "{db}" in value:
-        if db_name is None:
-            return []
-        value = value.replace("{db}", db_name)
-    return _check_prod_name(variable, value, which)
+    return _check_prod_name(variable, render_db_placeholder(variable, value, db_name), which)
 
 
 def _check_prod_name(variable, value, which):
@@ -333,7 +334,6 @@ def check_database(
         problems += probe(
             environ,
             kind=location if location in usable else None,
-            sessions=True,
             db_name=db_name,
             timeout=timeout,
         )

@@ -30,15 +30,15 @@ or wrong host never fails nor slows a request; it is logged, by name.
 """
 
 import logging
-import os
 import re
 import threading
 import time
+import types
 from dataclasses import dataclass
 
 from .config import EnvReader
 from .errors import ConfigError
-from .process import resident_memory
+from .process import PerProcess, resident_memory
 
 _logger = logging.getLogger(__name__)
 
@@ -96,9 +96,11 @@ class StatsdSink:
         self.settings = settings
         self._client = None
         self._client_factory = client_factory or self._make_client
-        self._resolving = threading.Lock()
-        self._pid = os.getpid()
-        self._next_resolve = 0.0
+        # the resolution's lock and next attempt, fresh in each process: a child forked
+        # while the parent was resolving gets its lock locked, and no thread to free it
+        self._resolution = PerProcess(
+            lambda: types.SimpleNamespace(lock=threading.Lock(), next_attempt=0.0)
+        )
         self._memory_at = 0.0
         self._warned = False
         suffix = f"{settings.customer}.{settings.environment}"
@@ -123,18 +125,16 @@ class StatsdSink:
     def client(self):
         """The UDP client, or ``None`` while the host does not resolve (never blocks)."""
         client = self._client
-        if client is None and self._pid != os.getpid():
-            # forked while the parent was resolving: the lock came locked, its thread not
-            self._pid = os.getpid()
-            self._resolving = threading.Lock()
-            self._next_resolve = 0.0
-        if client is None and time.monotonic() >= self._next_resolve:
-            if self._resolving.acquire(blocking=False):
-                self._next_resolve = time.monotonic() + RESOLVE_RETRY
-                threading.Thread(target=self._resolve, name="statsd-resolve", daemon=True).start()
+        if client is None:
+            state = self._resolution.get()
+            if time.monotonic() >= state.next_attempt and state.lock.acquire(blocking=False):
+                state.next_attempt = time.monotonic() + RESOLVE_RETRY
+                threading.Thread(
+                    target=self._resolve, args=(state.lock,), name="statsd-resolve", daemon=True
+                ).start()
         return client
 
-    def _resolve(self):
+    def _resolve(self, lock):
         try:
             self._client = self._client_factory()
             if self._warned:
@@ -153,7 +153,7 @@ class StatsdSink:
                     RESOLVE_RETRY,
                 )
         finally:
-            self._resolving.release()
+            lock.release()
 
     def start(self):
         """Resolve the host now (at startup) rather than on the first request."""

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import logging.handlers
+import os
 import socket
 import sys
 import threading
@@ -431,6 +432,36 @@ def test_statsd_unresolvable_host_never_fails_nor_waits(caplog):
     while not [r for r in caplog.records if "STATSD_HOST" in r.getMessage()]:
         assert time.monotonic() < deadline, "the unresolvable host was never reported"
         time.sleep(0.05)
+
+
+def test_statsd_child_forked_while_the_parent_resolves_resolves_again():
+    """A prefork worker forked while the master's resolution thread held its lock must
+    not inherit the lock locked (no thread of its own would ever release it)."""
+    resolving = threading.Event()
+    release = threading.Event()
+
+    def factory():
+        resolving.set()
+        if os.getpid() == parent:
+            release.wait(10)  # the parent's resolution is still running at fork time
+        return object()
+
+    parent = os.getpid()
+    sink = StatsdSink(
+        StatsdSettings.from_env({"ODOO_STATSD": "1", "STATSD_CUSTOMER": "a", "RUNNING_ENV": "p"}),
+        client_factory=factory,
+    )
+    assert sink.client is None  # starts the parent's resolution
+    assert resolving.wait(10)
+    pid = os.fork()
+    if pid == 0:  # the child: its own resolution gives it a client
+        deadline = time.monotonic() + 5
+        while sink.client is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(0 if sink.client is not None else 1)
+    release.set()
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_statsd_settings_name_the_variable():

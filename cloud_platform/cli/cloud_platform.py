@@ -23,6 +23,8 @@ from odoo.tools import config
 from stateless_odoo import ops, platform_checks
 from stateless_odoo.errors import ConfigError
 
+from ..models.cloud_platform import running_env as platform_running_env
+
 _logger = logging.getLogger(__name__)
 
 EXIT_PROBLEMS = 1
@@ -63,7 +65,7 @@ class CloudPlatformCommand(Command):
             sys.exit(EXIT_USAGE)
         parser = argparse.ArgumentParser(prog=f"{prog} {action}")
         parser.add_argument("-c", "--config", help="Odoo configuration file")
-        parser.add_argument("-d", "--database", required=action == "status", help="the database")
+        parser.add_argument("-d", "--database", help="the database (default: db_name)")
         if action == "check":
             probes = parser.add_mutually_exclusive_group()
             probes.add_argument(
@@ -86,16 +88,15 @@ class CloudPlatformCommand(Command):
             options.database = config["db_name"].split(",")[0].strip() or None
         if action == "status" and not options.database:
             parser.error("the database is required (-d or db_name in the configuration)")
-        running_env = config.get("running_env") or os.environ.get("RUNNING_ENV") or None
+        running_env = platform_running_env()
         try:
             if action == "check":
                 sys.exit(self._check(options, running_env))
             sys.exit(self._status(options, running_env))
         except psycopg2.Error as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             print(
-                f"{prog}: database {options.database!r} cannot be read:"
-                f" {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}",
-                file=sys.stderr,
+                f"{prog}: database {options.database!r} cannot be read: {reason}", file=sys.stderr
             )
             sys.exit(EXIT_UNREACHABLE)
 

@@ -141,22 +141,12 @@ class CloudPlatform(models.AbstractModel):
             )
         except ConfigError as exc:
             raise UserError(_("Cloud platform not installed: %(error)s", error=exc)) from exc
-        installed = self.env["ir.attachment"]._object_storage_kinds()
-        if location in platform_checks.KINDS and location not in installed:
-            raise UserError(
-                _(
-                    "Cloud platform %(platform)s stores the attachments of %(env)s in"
-                    " %(location)s: install the addon attachment_%(location)s (and put it"
-                    " in --load) first.",
-                    platform=platform_kind,
-                    env=env_name,
-                    location=location,
-                )
-            )
         params = self.env["ir.config_parameter"].sudo()
         changed = params.get_param(LOCATION_PARAM, "file") != location
         params.set_param(KIND_PARAM, platform_kind)
         params.set_param(LOCATION_PARAM, location)
+        # raises naming every problem (a store addon not installed included): the
+        # transaction, and the two parameters with it, are rolled back
         self.check()
         if changed:
             # committed, then announced: the other processes drop their cached location

@@ -275,11 +275,12 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
         cls.data_dir = tempfile.mkdtemp(prefix="cloud-platform-data-")
         cls.logs = tempfile.mkdtemp(prefix="cloud-platform-logs-")
         cls.base_env = contract_free(os.environ)
-        cls.db_args = [
+        # for anthem and the commands (servers: testing.odoo_command)
+        cls.addons_arg = f"--addons-path={config['addons_path']}"
+        cls.connection_args = [
             f"--db_host={config['db_host'] or '127.0.0.1'}",
             f"--db_port={config['db_port'] or 5432}",
             f"--db_user={config['db_user']}",
-            f"--addons-path={config['addons_path']}",
             f"--data-dir={cls.data_dir}",
         ]
         cls.stores = []
@@ -290,8 +291,7 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
         cls.addClassCleanup(cls._cleanup)
         done = cls.odoo(
             "-d", cls.db, "-i", "cloud_platform,attachment_s3,attachment_swift,server_environment",
-            "--without-demo=all", "--stop-after-init", "--http-port=0",
-            "--max-cron-threads=0", env={}, name="create",
+            "--without-demo=all", "--stop-after-init", "--http-port=0", env={}, name="create",
         )  # fmt: skip
         assert done.returncode == 0, done.stdout[-3000:]
 
@@ -323,8 +323,9 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
 
     @classmethod
     def odoo(cls, *args, env, name):
-        """An Odoo command (``odoo-bin <args>``) with ``env`` as the contract's variables."""
-        command = [*testing.odoo_launcher(odoo), *args, *cls.db_args]
+        """Odoo with ``args`` and this class's data dir, ``env`` as the contract's
+        variables."""
+        command = testing.odoo_command(odoo, *args, f"--data-dir={cls.data_dir}")
         return cls._run(command, env, name)
 
     @classmethod
@@ -346,13 +347,15 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
         anthem = os.path.join(os.path.dirname(sys.executable), "anthem")
         self.assertTrue(os.path.isfile(anthem), "anthem is not installed next to Odoo")
         command = [anthem, f"odoo.addons.cloud_platform.songs::{song}", "--"]
-        return self._run([*command, "-d", self.db, *self.db_args], env, name)
+        command += ["-d", self.db, self.addons_arg, *self.connection_args]
+        return self._run(command, env, name)
 
     def command(self, *args, env, name):
-        addons = next(a for a in self.db_args if a.startswith("--addons-path="))
+        """``odoo cloud_platform <args>``: Odoo finds an addon's command only when the
+        addons path comes first."""
         launcher = testing.odoo_launcher(odoo)
-        rest = [a for a in self.db_args if not a.startswith("--addons-path=")]
-        return self._run([*launcher, addons, "cloud_platform", *args, *rest], env, name)
+        command = [*launcher, self.addons_arg, "cloud_platform", *args, *self.connection_args]
+        return self._run(command, env, name)
 
     def status(self):
         done = self.command("status", "-d", self.db, "--json", env={}, name="status")
@@ -557,10 +560,9 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
         def serve(item):
             name, (variables, _expected) = item
             log_path = os.path.join(self.logs, f"server-{name}.log")
-            command = [
-                *testing.odoo_launcher(odoo), *self.db_args, "-d", self.db,
-                f"--db-filter=^{self.db}$", "--max-cron-threads=0",
-            ]  # fmt: skip
+            command = testing.odoo_command(
+                odoo, "-d", self.db, f"--db-filter=^{self.db}$", f"--data-dir={self.data_dir}"
+            )
             with testing.OdooServer(
                 command,
                 {**self.base_env, **variables},
