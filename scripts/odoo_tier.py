@@ -12,8 +12,13 @@ used, or loudly that the tier was skipped and why; ends with ``N passed, N faile
     ODOO_PYTHON=/srv/odoo/venv/bin/python scripts/odoo_tier.py
     scripts/odoo_tier.py --keep               # keep the database and data dir
 
+Then, when all addons are tested, the end-to-end scenario (tests/e2e/scenario.py: two
+prefork Odoo processes behind nginx, a user's day, the proof); its steps count in the
+totals.
+
 Environment: ODOO_PYTHON (an interpreter that can ``import odoo``), ODOO_TIER=skip to
 skip on purpose; ODOO_TIER_TEST_TAGS to run some tests only (Odoo's --test-tags);
+E2E_SCENARIO=skip to leave the scenario out;
 PGHOST/PGPORT/PGUSER (default 127.0.0.1, 5432, the OS user's role: Odoo refuses the
 ``postgres`` role).
 """
@@ -316,6 +321,34 @@ def run(python, odoo_root, addons, keep):
     return returncode, summary, error_lines, elapsed
 
 
+_SCENARIO = re.compile(r"^e2e: (\d+) passed, (\d+) failed$")
+
+
+def run_scenario():
+    """The end-to-end scenario (tests/e2e/scenario.py), after the addons' tests:
+    ``(passed, failed)``, or None when it skipped (it says why)."""
+    print("\nodoo tier: the end-to-end scenario (tests/e2e/scenario.py)", flush=True)
+    result = None
+    with subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.scenario"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as proc:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            match = _SCENARIO.match(line.strip())
+            if match:
+                result = int(match.group(1)), int(match.group(2))
+        returncode = proc.wait()
+    if result is None and returncode == 0:
+        return None  # skipped, with its banner
+    if result is None:
+        return 0, 1  # it crashed: its output says how
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("addons", nargs="*", help="addons to test (default: all with tests)")
@@ -337,6 +370,11 @@ def main():
         return 1
     ensure_core_dependencies(python)
     returncode, summary, error_lines, elapsed = run(python, odoo_root, addons, args.keep)
+    scenario = None
+    if args.addons or TEST_TAGS or os.environ.get("E2E_SCENARIO") == "skip":
+        banner("E2E SCENARIO SKIPPED: addons or ODOO_TIER_TEST_TAGS given, or E2E_SCENARIO=skip")
+    else:
+        scenario = run_scenario()
 
     problems = []
     if returncode:
@@ -352,6 +390,12 @@ def main():
         problems.append(f"{len(error_lines)} ERROR/CRITICAL log line(s), first: {error_lines[0]}")
     passed = max(total - failed - errors, 0)
     bad = failed + errors or (1 if problems else 0)
+    if scenario is not None:
+        scenario_passed, scenario_failed = scenario
+        passed += scenario_passed
+        bad += scenario_failed
+        if scenario_failed:
+            problems.append(f"the e2e scenario: {scenario_failed} step(s) failed")
     print(f"\nodoo tier: {', '.join(addons)} in {elapsed:.0f} s")
     for problem in problems:
         print(f"odoo tier: FAILED: {problem}")

@@ -23,6 +23,7 @@ The cursors are DB-API cursors that also ``commit``/``rollback``/``close`` (Odoo
 """
 
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import os
@@ -558,6 +559,11 @@ class Migration:
                     pass
                 except (OSError, ValueError) as exc:
                     self.log.warning("attachment migration: cannot remove %s: %s", fname, exc)
+                    continue
+                # Odoo marks every file it writes for its filestore's garbage collection
+                # (checklist/<fname>); with the file gone, the mark has nothing to collect
+                with contextlib.suppress(OSError, ValueError):
+                    os.unlink(self._local_path(os.path.join("checklist", fname)))
         return removed
 
 

@@ -73,6 +73,9 @@ class Filestore:
             os.makedirs(os.path.join(self.root, checksum[:2]), exist_ok=True)
             with open(os.path.join(self.root, fname), "wb") as out:
                 out.write(data)
+            # Odoo's mark for its filestore's garbage collection (_mark_for_gc)
+            os.makedirs(os.path.join(self.root, "checklist", checksum[:2]), exist_ok=True)
+            open(os.path.join(self.root, "checklist", fname), "ab").close()
         return self._insert(name, fname, None, checksum, mimetype, len(data))
 
     def add_db(self, data, mimetype="application/pdf", name="d"):

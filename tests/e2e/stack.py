@@ -1,0 +1,536 @@
+"""The end-to-end platform on loopback: what a hosting team runs, scaled down.
+
+    with Stack(workdir) as stack:   # services, replica, database, Odoo processes, nginx
+        requests.get(stack.url + "/web/login")
+
+- the services harness (``scripts/services.sh``: Redis, Swift with its S3 API) and a
+  streaming PostgreSQL replica of the machine's cluster (``scripts/e2e.sh``);
+- a database made as a hosting team makes one: ``odoo -i cloud_platform,attachment_s3
+  --stop-after-init`` (its own throwaway data dir), then anthem's
+  ``cloud_platform.songs::install_exoscale`` (location ``s3`` for the environment, the
+  files written during the install migrated to the store);
+- ``processes`` Odoo 18 servers in prefork mode (``workers`` each, one cron thread),
+  the suite in ``--load``, ``--proxy-mode``, each with its own empty data dir, all on
+  the same database through the primary and the replica (``--db_replica_host`` /
+  ``--db_replica_port``), configured by environment variables only, as
+  ``RUNNING_ENV=integration`` of client ``e2e<hex>`` (cloud_platform's checks pass);
+- nginx in front of them with the configuration of ``scripts/e2e/nginx.conf.template``;
+- a UDP socket that receives their statsd packets.
+
+``stateless=False`` makes the baseline of the benchmark instead: the same database
+without the suite (plain Odoo: local filestore, file sessions), the same processes with
+``--load=base,web`` and none of the suite's variables.
+
+Raises ``Unavailable`` (the caller skips, loudly) when no Odoo 18 is found or when the
+replica's Debian packages cannot be installed; ``StackError`` on any other failure, with
+the log that tells why.
+"""
+
+import contextlib
+import getpass
+import importlib.util
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDONS = Path(__file__).resolve().parent / "addons"
+SERVICES_SH = ROOT / "scripts" / "services.sh"
+E2E_SH = ROOT / "scripts" / "e2e.sh"
+if str(ROOT) not in sys.path:  # run as a script: the core package of this checkout
+    sys.path.insert(0, str(ROOT))
+
+from stateless_odoo.storage import build_store  # noqa: E402
+from stateless_odoo.testing import free_port  # noqa: E402
+
+
+def _load(name, path):
+    """A module of scripts/ by its path, under a name no package can shadow."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+odoo_tier = _load("e2e_odoo_tier", ROOT / "scripts" / "odoo_tier.py")
+nginx = _load("e2e_nginx", ROOT / "scripts" / "e2e" / "nginx.py")
+
+#: the --load line of the stateless processes (seed 001's, plus Prometheus); logging_json
+#: first, so that the lines the other addons log while they load are JSON already
+SERVER_WIDE = "base,web,logging_json,session_redis,monitoring_statsd,monitoring_prometheus"
+#: installed in the stateless database (the store addon per kind is added)
+INSTALL = "cloud_platform"
+STORE_ADDON = {"s3": "attachment_s3", "swift": "attachment_swift"}
+SONG = {"s3": "install_exoscale", "swift": "install_ovh"}
+ADMIN = ("admin", "admin")  # Odoo's own default when a database is made with -i
+
+
+class Unavailable(Exception):
+    """What the platform needs is not on this machine (the caller skips, and says so)."""
+
+
+class StackError(RuntimeError):
+    """The platform did not come up; the message says why."""
+
+
+def _script_env(script, *args, timeout=600):
+    """Run ``script up`` (exit 3: packages missing) and return the variables of
+    ``script env``."""
+    up = subprocess.run(
+        [str(script), "up", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if up.returncode == 3:
+        raise Unavailable(f"{script.name} up: {up.stderr.strip()}")
+    if up.returncode:
+        raise StackError(f"{script.name} up failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
+    out = subprocess.run([str(script), "env"], capture_output=True, text=True, check=True)
+    env = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export ") :].partition("=")
+            env[name] = value.strip("'\"")
+    return env
+
+
+class StatsdCollector:
+    """A UDP socket on loopback that keeps every statsd line it receives."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.lines = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="statsd", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                packet = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.lines.extend(packet.decode("utf-8", "replace").splitlines())
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+class OdooProcess:
+    """One Odoo server (a prefork master, its workers, its gevent process) on fixed
+    ports, so that nginx's upstream stays right across restarts. Its output is appended
+    to ``log_path``; it runs in a session of its own, so that ``kill()`` takes the
+    whole process group, as a host that dies would."""
+
+    def __init__(self, name, command, env, workdir, *, timeout=180):
+        self.name = name
+        self.port = free_port()
+        self.gevent_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = Path(workdir) / f"{name}-data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = Path(workdir) / f"{name}.log"
+        self.command = [
+            *command,
+            f"--data-dir={self.data_dir}",
+            "--http-interface=127.0.0.1",
+            f"--http-port={self.port}",
+            f"--gevent-port={self.gevent_port}",
+        ]
+        self.env = env
+        self.timeout = timeout
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.starts += 1
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise StackError(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.url}/web/health", timeout=5).status_code == 200:
+                    return self
+            time.sleep(0.25)
+        self.kill()
+        raise StackError(f"{self.name} did not answer on {self.url}:\n{self.log_tail()}")
+
+    def stop(self, timeout=60):
+        """A clean stop (SIGINT: the workers finish their request and are reaped)."""
+        if self.pid is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._reap_group()
+
+    def kill(self):
+        """SIGKILL to every process of the server at once: no clean-up code runs."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._reap_group()
+
+    def _reap_group(self):
+        """Wait until no process of the group is left and the port is closed (a killed
+        master's workers and gevent process die with it; a clean stop reaps them; a
+        thread group leader shows as a zombie while its other threads still exit, with
+        the listening socket open)."""
+        deadline = time.monotonic() + 30
+        while (self.group_pids() or self.listening()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in self.group_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def listening(self):
+        """Whether something accepts connections on the HTTP port."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def group_pids(self):
+        """The pids of the server's process group (master, workers, gevent, cron)."""
+        if self.proc is None:
+            return set()
+        pids = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                # fields: state ppid pgrp ...
+                if int(fields[2]) == self.proc.pid and fields[0] not in "ZX":
+                    pids.add(int(entry.name))
+        return pids
+
+    def log_lines(self):
+        if not self.log_path.exists():
+            return []
+        return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+    def log_tail(self, count=40):
+        return "\n".join(self.log_lines()[-count:])
+
+
+class Stack:
+    """The platform; see the module's docstring. Use as a context manager."""
+
+    def __init__(
+        self,
+        workdir,
+        *,
+        processes=2,
+        workers=2,
+        stateless=True,
+        kind="s3",
+        serving="x-accel-redirect",
+        keep=False,
+        log=print,
+    ):
+        self.workdir = Path(workdir)
+        self.count = processes
+        self.workers = workers
+        self.stateless = stateless
+        self.kind = kind
+        self.serving = serving
+        self.keep = keep
+        self.log = log
+        self.client = f"e2e{secrets.token_hex(3)}"
+        self.db = f"stateless_e2e_{self.client}" + ("" if stateless else "_local")
+        self.environment = "integration"
+        self.container = f"{self.client}-odoo-{self.environment}"
+        self.prometheus_token = secrets.token_hex(16)
+        self.processes = []
+        self.statsd = None
+        self.nginx_prefix = self.workdir / "nginx"
+        self.nginx_port = free_port()
+        self.url = f"http://127.0.0.1:{self.nginx_port}"
+        self._store = None
+        self._created = False
+
+    # ------------------------------------------------------------------ up --
+    def __enter__(self):
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+
+    def up(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o755)  # noqa: S103 - nginx's workers go through it
+        python, found = odoo_tier.find_odoo()
+        if python is None:
+            raise Unavailable(found)
+        self.python, (_major, self.odoo_version, self.odoo_root) = python, found
+        if os.geteuid() != 0:
+            raise Unavailable("the replica runs as the postgres OS user: run as root")
+        odoo_tier.ensure_core_dependencies(python)
+        self.log("e2e: services (Redis, Swift with S3) and the PostgreSQL replica")
+        self.services = odoo_tier.services_env()
+        self.e2e_env = _script_env(E2E_SH)
+        self.pg = {
+            "host": self.e2e_env["E2E_PG_HOST"],
+            "port": self.e2e_env["E2E_PG_PORT"],
+            "user": os.environ.get("PGUSER", getpass.getuser()),
+            "replica_host": self.e2e_env["E2E_PG_REPLICA_HOST"],
+            "replica_port": self.e2e_env["E2E_PG_REPLICA_PORT"],
+        }
+        self.env = self._environment()
+        if self.stateless:
+            self._store = build_store(self.kind, self.env, db_name=self.db)
+            self._store.ensure_container()
+            self.statsd = StatsdCollector()
+            self.env.update(STATSD_PORT=str(self.statsd.port))
+        self._create_database()
+        self.processes = [
+            OdooProcess(f"odoo{index + 1}", self._server_command(), self._process_env(index),
+                        self.workdir)
+            for index in range(self.count)
+        ]  # fmt: skip
+        self.log(f"e2e: starting {self.count} Odoo processes ({self.workers} workers each)")
+        self._parallel(lambda process: process.start(), self.processes)
+        self.route()
+        self.log(f"e2e: nginx on {self.url} in front of {len(self.processes)} processes")
+        return self
+
+    def _environment(self):
+        """What a deployment gives every process (and the commands) through the
+        environment; never the caller's AWS_*, SWIFT_*, ODOO_* (odoo_tier's rule)."""
+        env = odoo_tier.odoo_environment(self.services, self.container)
+        if not self.stateless:
+            return {k: v for k, v in env.items() if not k.startswith(odoo_tier._CONTRACT)}
+        env.update(
+            {
+                "RUNNING_ENV": self.environment,
+                "ODOO_SESSION_REDIS_PREFIX": self.container,
+                "ODOO_ATTACHMENT_SERVING": self.serving,
+                "ODOO_LOGGING_JSON": "1",
+                "ODOO_STATSD": "1",
+                "STATSD_HOST": "127.0.0.1",
+                "STATSD_CUSTOMER": self.client,
+                "ODOO_PROMETHEUS": "1",
+                "ODOO_PROMETHEUS_TOKEN": self.prometheus_token,
+                "ODOO_PROMETHEUS_ALLOW": "127.0.0.1/32",
+            }
+        )
+        return env
+
+    def _process_env(self, index):
+        env = dict(self.env)
+        if self.stateless:
+            # prometheus_client's multiprocess files: one directory per host, emptied
+            # by the server at start (tmpfs in production)
+            directory = self.workdir / f"odoo{index + 1}-prometheus"
+            directory.mkdir(exist_ok=True)
+            env["ODOO_PROMETHEUS_DIR"] = str(directory)
+        return env
+
+    def _connection_args(self, replica=True):
+        args = [
+            f"--db_host={self.pg['host']}",
+            f"--db_port={self.pg['port']}",
+            f"--db_user={self.pg['user']}",
+        ]
+        if replica:
+            args += [
+                f"--db_replica_host={self.pg['replica_host']}",
+                f"--db_replica_port={self.pg['replica_port']}",
+            ]
+        return args
+
+    def addons_path(self):
+        roots = [self.odoo_root / "addons", self.odoo_root / "odoo" / "addons", ROOT, ADDONS]
+        return ",".join(str(path) for path in roots if path.is_dir())
+
+    def odoo_command(self, *args):
+        """The Odoo command line (addons path first: Odoo finds addons' commands only
+        then) with ``args``."""
+        launcher = odoo_tier.odoo_launcher(self.python, self.odoo_root)
+        return [*launcher, f"--addons-path={self.addons_path()}", *args]
+
+    def _server_command(self):
+        return self.odoo_command(
+            "-d", self.db, f"--db-filter=^{self.db}$", *self._connection_args(),
+            f"--load={SERVER_WIDE if self.stateless else 'base,web'}",
+            f"--workers={self.workers}", "--max-cron-threads=1", "--proxy-mode",
+            "--limit-time-real=120",
+        )  # fmt: skip
+
+    def run(self, command, name, timeout=900):
+        """Run a command of the platform's (Odoo's, anthem's) with its environment; its
+        output goes to ``<workdir>/<name>.log``; StackError when it fails."""
+        with open(self.workdir / f"{name}.log", "wb") as log:
+            done = subprocess.run(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
+                check=False, cwd=self.workdir,
+            )  # fmt: skip
+        if done.returncode:
+            tail = (self.workdir / f"{name}.log").read_text(errors="replace")[-4000:]
+            raise StackError(f"{name}: {command[0]} exited with {done.returncode}:\n{tail}")
+
+    def _create_database(self):
+        """As a hosting team does: install, then the provider's song."""
+        init_dir = self.workdir / "setup-data"
+        modules = "base,web"
+        if self.stateless:
+            modules += f",{INSTALL},{STORE_ADDON[self.kind]}"
+        self.log(f"e2e: creating database {self.db} ({modules})")
+        self._created = True
+        self.run(
+            self.odoo_command(
+                "-d", self.db, "-i", modules, "--without-demo=all", "--stop-after-init",
+                "--http-port=0", "--max-cron-threads=0", *self._connection_args(replica=False),
+                f"--data-dir={init_dir}",
+                f"--load={SERVER_WIDE if self.stateless else 'base,web'}",
+            ),
+            "setup-install",
+        )  # fmt: skip
+        if not self.stateless:
+            return
+        anthem = Path(self.python).parent / "anthem"
+        self.log(f"e2e: anthem cloud_platform.songs::{SONG[self.kind]}")
+        self.run(
+            [
+                str(anthem), f"odoo.addons.cloud_platform.songs::{SONG[self.kind]}", "--",
+                "-d", self.db, f"--addons-path={self.addons_path()}",
+                *self._connection_args(replica=False), f"--data-dir={init_dir}",
+            ],
+            "setup-song",
+        )  # fmt: skip
+
+    def route(self, indices=None):
+        """(Re)configure nginx in front of the processes of ``indices`` (all by
+        default) and start or reload it."""
+        chosen = [self.processes[i] for i in (range(len(self.processes)) if indices is None
+                                              else indices)]  # fmt: skip
+        self.nginx_prefix.mkdir(parents=True, exist_ok=True)
+        nginx.render(
+            self.nginx_prefix,
+            self.nginx_port,
+            [p.port for p in chosen],
+            [p.gevent_port for p in chosen],
+            self.nginx_prefix / "cache",
+        )
+        nginx.start(self.nginx_prefix)
+
+    @staticmethod
+    def _parallel(function, items):
+        errors = []
+
+        def call(item):
+            try:
+                function(item)
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=call, args=(item,)) for item in items]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    # ---------------------------------------------------------------- tools --
+    @property
+    def store(self):
+        """The core's store of this platform (checks read objects through it)."""
+        return self._store
+
+    def connect(self, replica=False, dbname=None):
+        host, port = (
+            (self.pg["replica_host"], self.pg["replica_port"])
+            if replica
+            else (self.pg["host"], self.pg["port"])
+        )
+        connection = psycopg2.connect(
+            host=host,
+            port=port,
+            user=self.pg["user"],
+            dbname=dbname or self.db,
+            connect_timeout=10,
+        )
+        connection.autocommit = True
+        return connection
+
+    def sql(self, query, args=(), replica=False, dbname=None):
+        with contextlib.closing(self.connect(replica, dbname)) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute(query, args)
+                return cursor.fetchall() if cursor.description else None
+
+    def nginx_access_log(self):
+        path = self.nginx_prefix / "logs" / "access.log"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
+
+    # ---------------------------------------------------------------- down --
+    def down(self):
+        for process in self.processes:
+            with contextlib.suppress(Exception):
+                process.stop(timeout=20)
+        with contextlib.suppress(Exception):
+            nginx.stop(self.nginx_prefix)
+        if self.statsd:
+            self.statsd.close()
+        if self.keep:
+            self.log(f"e2e: kept database {self.db}, container {self.container}, {self.workdir}")
+            return
+        if self._created:
+            subprocess.run(
+                [
+                    "dropdb", "--if-exists", "--force", "-h", self.pg["host"], "-p",
+                    self.pg["port"], "-U", self.pg["user"], self.db,
+                ],
+                capture_output=True, check=False,
+            )  # fmt: skip
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.delete_many([info.key for info in self._store.list()])
+                if self.kind == "s3":
+                    self._store.client.delete_bucket(Bucket=self._store.container)
+                else:
+                    self._store.connection.delete_container(self._store.container)
