@@ -73,16 +73,26 @@ class PrometheusSettings:
         directory = env.str("ODOO_PROMETHEUS_DIR", aliases=("PROMETHEUS_MULTIPROC_DIR",))
         return cls(enabled=True, path=path, token=token, allow=allow, directory=directory)
 
-    def allows(self, remote_addr, authorization):
+    def allows(self, remote_addr, authorization, forwarded_for=None):
         """Whether a scrape from ``remote_addr`` with this ``Authorization`` header may
-        read the metrics: ``(allowed, why not)``."""
+        read the metrics: ``(allowed, why not)``.
+
+        A scrape that came through a proxy (``X-Forwarded-For``, ``forwarded_for``) is
+        judged by the client the proxy saw too (the header's last address, the one the
+        proxy added): nginx on the same host as Odoo connects from loopback, which the
+        default allowlist lets in, whoever its client is. Both addresses must be
+        allowed, so a forged header never widens access."""
         if self.allow:
-            try:
-                address = ipaddress.ip_address((remote_addr or "").split("%")[0])
-            except ValueError:
-                return False, "unknown client address"
-            if not any(address in network for network in self.allow):
-                return False, "address not allowed (ODOO_PROMETHEUS_ALLOW)"
+            addresses = [remote_addr]
+            if forwarded_for is not None:
+                addresses.append(forwarded_for.split(",")[-1].strip())
+            for text in addresses:
+                try:
+                    address = ipaddress.ip_address((text or "").split("%")[0])
+                except ValueError:
+                    return False, "unknown client address"
+                if not any(address in network for network in self.allow):
+                    return False, "address not allowed (ODOO_PROMETHEUS_ALLOW)"
         if self.token:
             scheme, _, given = (authorization or "").partition(" ")
             expected = self.token.reveal().encode()
@@ -340,7 +350,9 @@ class PrometheusMetrics:
     def endpoint(self, environ, start_response):
         """WSGI application of ``/metrics`` (served before Odoo: no session, no db)."""
         allowed, why = self.settings.allows(
-            environ.get("REMOTE_ADDR"), environ.get("HTTP_AUTHORIZATION")
+            environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_AUTHORIZATION"),
+            environ.get("HTTP_X_FORWARDED_FOR"),
         )
         headers = [("Cache-Control", "no-store")]
         if not allowed:

@@ -192,6 +192,13 @@ def test_settings_access_rules_and_errors():
     assert default.allows("127.0.0.1", None) == (True, None)
     assert default.allows("::1", None)[0]
     assert not default.allows("10.1.2.3", None)[0]
+    # through a proxy on the same host: the proxy's client must be allowed too
+    assert not default.allows("127.0.0.1", None, "203.0.113.9")[0]
+    assert not default.allows("127.0.0.1", None, "127.0.0.1, 203.0.113.9")[0]
+    assert default.allows("127.0.0.1", None, "203.0.113.9, 127.0.0.1")[0]
+    # a forged header never lets a client in that its own address keeps out
+    assert not default.allows("203.0.113.9", None, "127.0.0.1")[0]
+    assert not default.allows("127.0.0.1", None, "not an address")[0]
     token = "t" * 20
     with_token = PrometheusSettings.from_env(
         {"ODOO_PROMETHEUS": "1", "ODOO_PROMETHEUS_TOKEN": token}

@@ -534,7 +534,11 @@ class Day:
         self.check(timers, f"no {name} timer among {len(stack.statsd.lines)} statsd lines")
         names = {line.split(":", 1)[0] for line in stack.statsd.lines}
         token = {"Authorization": f"Bearer {stack.prometheus_token}"}
-        denied = requests.get(f"{stack.url}/metrics", timeout=TIMEOUT)
+        hidden = [requests.get(f"{stack.url}{path}", headers=token, timeout=TIMEOUT)
+                  for path in ("/metrics", "/web/health/deep")]  # fmt: skip
+        self.check(all(r.status_code == 404 for r in hidden),
+                   f"per-process endpoints through nginx: {hidden}")  # fmt: skip
+        denied = requests.get(f"{stack.processes[0].url}/metrics", timeout=TIMEOUT)
         self.check(denied.status_code in (401, 403), f"/metrics without token: {denied}")
         self.check("Set-Cookie" not in denied.headers, "/metrics made a session")
         counts = []
@@ -547,14 +551,13 @@ class Day:
                 if line.startswith("odoo_http_requests_total{")
             )
             counts.append(total)
-        through = requests.get(f"{stack.url}/metrics", headers=token, timeout=TIMEOUT)
-        self.check(through.status_code == 200 and "odoo_http_request_duration_seconds_bucket"
-                   in through.text, f"/metrics through nginx: {through}")  # fmt: skip
+        self.check("odoo_http_request_duration_seconds_bucket" in scrape.text, "no histogram")
         self.check(all(counts), f"a process counted no request: {counts}")
         return (
             f"statsd: {len(stack.statsd.lines)} lines, {len(names)} names, {len(timers)}"
             f" request timers ({name[:-1]}); Prometheus: requests counted by odoo1 / odoo2:"
-            f" {' / '.join(f'{c:.0f}' for c in counts)}; unauthenticated scrape refused"
+            f" {' / '.join(f'{c:.0f}' for c in counts)}; a scrape without the token refused;"
+            " /metrics and /web/health/deep not served through nginx (404)"
         )
 
     def json_logs(self):
