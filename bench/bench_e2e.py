@@ -19,7 +19,7 @@ order of the runs; the table shows each run's requests/s, p50 and p95 (the media
 rounds) and the ratios. Runs as root (the replica), with an Odoo 18 found as the tier
 finds it.
 
-    ./dev bench e2e [--seconds 15] [--clients 8] [--rounds 2]
+    ./dev bench e2e [--seconds 15] [--clients 8] [--rounds 2] [--mix rpc=40,page=10,...]
 """
 
 import argparse
@@ -39,6 +39,7 @@ from tests.e2e.scenario import User, png  # noqa: E402
 from tests.e2e.stack import ADMIN, Stack, Unavailable  # noqa: E402
 
 MIX = (("rpc", 40), ("page", 10), ("download", 25), ("image", 25))
+KINDS = [kind for kind, _weight in MIX]
 PDF = b"%PDF-1.4\n" + random.Random(3).randbytes(512 * 1024) + b"\n%%EOF\n"
 IMAGE = png(64, 64, seed=4)
 
@@ -47,11 +48,22 @@ class Target:
     """One run's target: a platform routed to some of its processes, with the
     attachments those processes can serve."""
 
-    def __init__(self, label, stack, indices, attachments):
+    def __init__(self, label, stack, indices, attachments, overrides=None):
         self.label = label
         self.stack = stack
         self.indices = indices
         self.attachments = attachments  # {"download": id, "image": id}
+        self.overrides = overrides or {}  # variables of the routed processes
+
+    def configure(self):
+        """Route nginx; restart the routed processes whose variables differ."""
+        for index in self.indices or range(len(self.stack.processes)):
+            process = self.stack.processes[index]
+            if getattr(process, "overrides", {}) != self.overrides:
+                process.env = {**process.base_env, **self.overrides}
+                process.overrides = self.overrides
+                process.restart()
+        self.stack.route(self.indices)
 
 
 def make_attachments(stack, url):
@@ -68,7 +80,21 @@ def make_attachments(stack, url):
     return ids
 
 
-def prepare(stateless, local):
+#: --decompose: the stateless process alone without parts of the suite
+VARIANTS = (
+    ("stateless, odoo1 alone, no logs/metrics",
+     {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0"}),
+    ("stateless, odoo1 alone, no logs/metrics, file sessions",
+     {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0",
+      # (integration requires Redis sessions: the startup checks are bypassed)
+      "ODOO_SESSION_REDIS": "0", "ODOO_CLOUD_PLATFORM_UNSAFE": "1"}),
+)  # fmt: skip
+
+
+def prepare(stateless, local, decompose=False):
+    for stack in (stateless, local):
+        for process in stack.processes:
+            process.base_env = dict(process.env)
     # (the local platform's processes do not share sessions: one process's own port)
     for stack, url in ((stateless, stateless.url), (local, local.processes[0].url)):
         user = User(url, "bench")
@@ -81,6 +107,9 @@ def prepare(stateless, local):
                       make_attachments(stateless, stateless.url))]  # fmt: skip
     targets.append(Target("stateless (suite), odoo1 alone", stateless, [0],
                           targets[0].attachments))  # fmt: skip
+    if decompose:
+        for label, overrides in VARIANTS:
+            targets.append(Target(label, stateless, [0], targets[0].attachments, overrides))
     for index, process in enumerate(local.processes):
         # local filestore: the files are on the disk of the process that wrote them
         targets.append(
@@ -90,9 +119,20 @@ def prepare(stateless, local):
     return targets
 
 
-def client(target, deadline, warmup_end, samples, seed):
+def parse_mix(text):
+    """``rpc=40,page=10,...`` (weights; kinds left out weigh 0)."""
+    weights = {}
+    for item in text.split(","):
+        kind, _, weight = item.partition("=")
+        if kind.strip() not in KINDS or not weight.strip().isdigit():
+            raise SystemExit(f"--mix: {item!r} is not <kind>=<weight> with a kind of {KINDS}")
+        weights[kind.strip()] = int(weight)
+    return tuple((kind, weights.get(kind, 0)) for kind in KINDS)
+
+
+def client(target, deadline, warmup_end, samples, seed, mix):
     rng = random.Random(seed)
-    kinds = [kind for kind, weight in MIX for _ in range(weight)]
+    kinds = [kind for kind, weight in mix for _ in range(weight)]
     user = User(target.stack.url, f"bench-client-{seed}")
     user.login(target.stack.db, *ADMIN)
     paths = {
@@ -116,13 +156,14 @@ def client(target, deadline, warmup_end, samples, seed):
             samples.append((kind, time.monotonic() - started, ok))
 
 
-def run(target, seconds, clients, warmup=3.0):
-    target.stack.route(target.indices)
+def run(target, seconds, clients, mix, warmup=3.0):
+    target.configure()
     samples = []
     start = time.monotonic()
     threads = [
         threading.Thread(
-            target=client, args=(target, start + warmup + seconds, start + warmup, samples, n)
+            target=client,
+            args=(target, start + warmup + seconds, start + warmup, samples, n, mix),
         )
         for n in range(clients)
     ]
@@ -133,7 +174,7 @@ def run(target, seconds, clients, warmup=3.0):
     latencies = sorted(s[1] for s in samples if s[2])
     errors = sum(1 for s in samples if not s[2])
     per_kind = {}
-    for kind, _weight in MIX:
+    for kind in KINDS:
         values = sorted(s[1] for s in samples if s[0] == kind and s[2])
         per_kind[kind] = quantile(values, 0.95)
     return {
@@ -156,6 +197,11 @@ def main():
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--mix", type=parse_mix, default=MIX, help="rpc=40,page=10,...")
+    parser.add_argument(
+        "--decompose", action="store_true",
+        help="also odoo1 alone without logs/metrics, then without Redis sessions",
+    )  # fmt: skip
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="stateless-bench-e2e-"))
     try:
@@ -163,12 +209,12 @@ def main():
             Stack(workdir / "stateless") as stateless,
             Stack(workdir / "local", stateless=False) as local,
         ):
-            targets = prepare(stateless, local)
+            targets = prepare(stateless, local, args.decompose)
             results = {t.label: [] for t in targets}
             for round_ in range(args.rounds):
                 order = targets if round_ % 2 == 0 else list(reversed(targets))
                 for target in order:
-                    result = run(target, args.seconds, args.clients)
+                    result = run(target, args.seconds, args.clients, args.mix)
                     results[target.label].append(result)
                     print(
                         f"round {round_ + 1}: {target.label}: {result['rps']:.1f} req/s,"
@@ -189,24 +235,25 @@ def report(results, args):
     print(
         f"\nMixed workload through nginx, {args.clients} clients, {args.seconds:.0f} s per"
         f" run, median of {args.rounds} rounds (mix: "
-        + ", ".join(f"{kind} {weight} %" for kind, weight in MIX)
+        + ", ".join(f"{kind} {weight}" for kind, weight in args.mix if weight)
         + ")\n"
     )
-    header = f"{'setup':<48} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'errors':>6}"
-    kinds = "  ".join(f"p95 {kind}" for kind, _w in MIX)
+    header = f"{'setup':<54} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'errors':>6}"
+    used = [kind for kind, weight in args.mix if weight]
+    kinds = "  ".join(f"p95 {kind}" for kind in used)
     print(f"{header}   {kinds}")
     for label, runs in results.items():
         kind_p95 = "  ".join(
             f"{statistics.median(r['kinds'][kind] for r in runs) * 1000:>{len(kind) + 4}.0f}"
-            for kind, _w in MIX
+            for kind in used
         )
         print(
-            f"{label:<48} {median(label, 'rps'):>7.1f} {median(label, 'p50') * 1000:>7.0f}"
+            f"{label:<54} {median(label, 'rps'):>7.1f} {median(label, 'p50') * 1000:>7.0f}"
             f" {median(label, 'p95') * 1000:>7.0f} {sum(r['errors'] for r in runs):>6}"
             f"   {kind_p95}"
         )
     labels = list(results)
-    both, alone, local1, local2 = labels
+    both, alone, local1, local2 = labels[:2] + labels[-2:]
     print(
         f"\nper process, stateless / local: {median(alone, 'rps') / median(local1, 'rps'):.2f}x"
         f" req/s, p95 {median(alone, 'p95') / median(local1, 'p95'):.2f}x"

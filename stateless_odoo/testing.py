@@ -169,3 +169,53 @@ def websocket(port, path="/websocket", cookies=None, timeout=60):
             break
         head += chunk
     return sock, head.split(b"\r\n", 1)[0]
+
+
+def ws_open(port, sid, path="/websocket"):
+    """:func:`websocket` with a session cookie; raises unless the handshake succeeded."""
+    sock, status = websocket(port, path, cookies={"session_id": sid})
+    if b" 101 " not in status:
+        sock.close()
+        raise AssertionError(f"websocket handshake refused: {status!r}")
+    return sock
+
+
+def ws_send(sock, message):
+    """Send ``message`` (JSON) as one masked text frame, as a browser does."""
+    import json
+
+    payload = json.dumps(message).encode()
+    mask = os.urandom(4)
+    if len(payload) < 126:
+        header = bytes([0x81, 0x80 | len(payload)])
+    else:
+        header = bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
+    sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def _recv_exactly(sock, size):
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("websocket closed without a close frame")
+        data += chunk
+    return data
+
+
+def ws_close_code(sock, timeout):
+    """The code of the next close frame, or None if none comes within ``timeout``."""
+    sock.settimeout(timeout)
+    try:
+        while True:
+            first, second = _recv_exactly(sock, 2)
+            length = second & 0x7F
+            if length == 126:
+                length = int.from_bytes(_recv_exactly(sock, 2), "big")
+            elif length == 127:
+                length = int.from_bytes(_recv_exactly(sock, 8), "big")
+            payload = _recv_exactly(sock, length)
+            if first & 0x0F == 0x8:
+                return int.from_bytes(payload[:2], "big")
+    except TimeoutError:
+        return None

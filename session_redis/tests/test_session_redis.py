@@ -4,7 +4,6 @@ The runner (scripts/odoo_tier.py) gives Odoo ODOO_SESSION_REDIS=1 and the harnes
 Redis; these tests go through Odoo's HTTP server, as a browser would.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -19,7 +18,14 @@ from odoo.tests import HttpCase, tagged
 from odoo.tools import config
 
 from stateless_odoo.sessions import RedisSessionSettings
-from stateless_odoo.testing import free_port, odoo_command, odoo_launcher, websocket
+from stateless_odoo.testing import (
+    free_port,
+    odoo_command,
+    odoo_launcher,
+    ws_close_code,
+    ws_open,
+    ws_send,
+)
 
 from ..http import OdooRedisSessionStore
 
@@ -136,52 +142,6 @@ class TestSessionRedis(HttpCase):
             proc.wait()
 
 
-def _websocket(port, sid):
-    """A websocket to Odoo's gevent port, handshake done."""
-    sock, status = websocket(port, cookies={"session_id": sid})
-    if b" 101 " not in status:
-        raise AssertionError(f"websocket handshake refused: {status!r}")
-    return sock
-
-
-def _ws_send(sock, message):
-    payload = json.dumps(message).encode()
-    mask = os.urandom(4)
-    if len(payload) < 126:
-        header = bytes([0x81, 0x80 | len(payload)])
-    else:
-        header = bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
-    sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-
-def _recv_exactly(sock, size):
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("websocket closed without a close frame")
-        data += chunk
-    return data
-
-
-def _ws_close_code(sock, timeout):
-    """The code of the next close frame, or None if none comes within ``timeout``."""
-    sock.settimeout(timeout)
-    try:
-        while True:
-            first, second = _recv_exactly(sock, 2)
-            length = second & 0x7F
-            if length == 126:
-                length = int.from_bytes(_recv_exactly(sock, 2), "big")
-            elif length == 127:
-                length = int.from_bytes(_recv_exactly(sock, 8), "big")
-            payload = _recv_exactly(sock, length)
-            if first & 0x0F == 0x8:
-                return int.from_bytes(payload[:2], "big")
-    except TimeoutError:
-        return None
-
-
 def _odoo_command(*args):
     """A command line of this Odoo with the test's addons path, plus ``args``."""
     return [*odoo_launcher(odoo), f"--addons-path={config['addons_path']}", *args]
@@ -256,15 +216,15 @@ class TestSessionsAcrossProcesses(HttpCase):
         proc, _url = self._start_second_odoo(data_dir)
         try:
             self.authenticate("admin", "admin")
-            sock = _websocket(self.gevent_port, self.session.sid)
+            sock = ws_open(self.gevent_port, self.session.sid)
             subscribe = {"event_name": "subscribe", "data": {"channels": [], "last": 0}}
-            _ws_send(sock, subscribe)
+            ws_send(sock, subscribe)
             # found in Redis: the connection stays open (a file store in this process's
             # empty data_dir would not know the session and close with 4001)
-            self.assertIsNone(_ws_close_code(sock, timeout=3))
+            self.assertIsNone(ws_close_code(sock, timeout=3))
             self.store_delete_device(self.session.sid)
-            _ws_send(sock, subscribe)
-            self.assertEqual(_ws_close_code(sock, timeout=30), 4001)
+            ws_send(sock, subscribe)
+            self.assertEqual(ws_close_code(sock, timeout=30), 4001)
             sock.close()
         finally:
             proc.terminate()

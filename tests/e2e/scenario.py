@@ -44,6 +44,7 @@ if __package__ in (None, ""):  # run as a file: import the package of this check
     __package__ = "tests.e2e"
 
 from stateless_odoo.attachments import AttachmentStores, is_object_url
+from stateless_odoo.testing import ws_close_code, ws_open, ws_send
 
 from .stack import ADMIN, Stack, StackError, Unavailable
 
@@ -505,6 +506,15 @@ class Day:
                 break
             time.sleep(0.25)
         self.check(devices, "the phone's device is not listed")
+        # both devices have the web client's websocket open, through nginx to a gevent
+        # process (each reads the session from Redis on every message)
+        subscribe = {"event_name": "subscribe", "data": {"channels": [], "last": 0}}
+        sockets = {name: ws_open(stack.nginx_port, user.sid) for name, user in
+                   (("phone", phone), ("desk", desk))}  # fmt: skip
+        for sock in sockets.values():
+            ws_send(sock, subscribe)
+        opened = {name: ws_close_code(sock, timeout=2) for name, sock in sockets.items()}
+        self.check(opened == {"phone": None, "desk": None}, f"websockets closed: {opened}")
         action = desk.button("res.device", "revoke", devices)
         if isinstance(action, dict) and action.get("res_model") == "res.users.identitycheck":
             # the identity check of Odoo's security preferences: the password again
@@ -525,7 +535,18 @@ class Day:
             len(refused) == len(stack.processes),
             f"the revoked session still works on {len(stack.processes) - len(refused)} process(es)",
         )
-        return f"phone's device revoked from the desk; refused by every process: {refused[0]}"
+        for sock in sockets.values():
+            ws_send(sock, subscribe)
+        closed = {name: ws_close_code(sock, timeout=10 if name == "phone" else 2)
+                  for name, sock in sockets.items()}  # fmt: skip
+        for sock in sockets.values():
+            sock.close()
+        self.check(closed == {"phone": 4001, "desk": None}, f"websockets after: {closed}")
+        return (
+            f"phone's device revoked from the desk (identity check passed); refused by every"
+            f" process: {refused[0]}; its websocket through nginx closed with 4001"
+            " (session expired), the desk's stays open"
+        )
 
     def metrics(self):
         stack = self.stack
