@@ -60,7 +60,13 @@ class Target:
         for index in self.indices or range(len(self.stack.processes)):
             process = self.stack.processes[index]
             if getattr(process, "overrides", {}) != self.overrides:
-                process.env = {**process.base_env, **self.overrides}
+                variables = {k: v for k, v in self.overrides.items() if k != "--load"}
+                process.env = {**process.base_env, **variables}
+                load = self.overrides.get("--load")
+                process.command = [
+                    f"--load={load}" if load and arg.startswith("--load=") else arg
+                    for arg in process.base_command
+                ]
                 process.overrides = self.overrides
                 process.restart()
         self.stack.route(self.indices)
@@ -88,6 +94,9 @@ VARIANTS = (
      {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0",
       # (integration requires Redis sessions: the startup checks are bypassed)
       "ODOO_SESSION_REDIS": "0", "ODOO_CLOUD_PLATFORM_UNSAFE": "1"}),
+    ("stateless db, odoo1 alone, --load=base,web",
+     {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0",
+      "ODOO_SESSION_REDIS": "0", "ODOO_CLOUD_PLATFORM_UNSAFE": "1", "--load": "base,web"}),
 )  # fmt: skip
 
 
@@ -95,6 +104,7 @@ def prepare(stateless, local, decompose=False):
     for stack in (stateless, local):
         for process in stack.processes:
             process.base_env = dict(process.env)
+            process.base_command = list(process.command)
     # (the local platform's processes do not share sessions: one process's own port)
     for stack, url in ((stateless, stateless.url), (local, local.processes[0].url)):
         user = User(url, "bench")

@@ -17,8 +17,10 @@ import logging
 import threading
 
 from . import events, health, jsonlog, observe
-from .errors import ConfigError
-from .storage import KINDS, build_store
+from .config import EnvReader
+from .errors import ConfigError, StatelessOdooError
+from .platform_checks import CONTAINER_VARIABLE
+from .storage import KINDS, build_store, config_errors
 
 _logger = logging.getLogger(__name__)
 
@@ -59,8 +61,8 @@ def _health_check(odoo, timeout):
     store = getattr(odoo.http.root, "session_store", None)
     if callable(getattr(store, "ping", None)):
         check.add("redis", store.ping)
-    for kind, store in _configured_stores(odoo):
-        check.add(f"object_storage_{kind}", functools.partial(store.exists, health.HEALTH_KEY))
+    for kind, store_check in _store_checks(odoo):
+        check.add(f"object_storage_{kind}", store_check)
     return check
 
 
@@ -69,15 +71,32 @@ def _check_database(odoo):
         cr.execute("SELECT 1")
 
 
-def _configured_stores(odoo):
-    """The object stores the environment configures (variables set), for the health
-    check; a bucket named after the database uses the configured ``db_name``."""
+def _store_checks(odoo, environ=None):
+    """``(kind, check)`` of each object store the environment configures (its bucket or
+    container variable set): the store answers for its bucket or container, or, when
+    its configuration is invalid, the check fails naming every bad variable (read as
+    the store reads them). A bucket named after the database uses the configured
+    ``db_name``; without one (several databases), that store is not checked."""
     db_name = (odoo.tools.config.get("db_name") or "").split(",")[0].strip() or None
+    env = EnvReader(environ)
     for kind in KINDS:
+        if not env.is_set(CONTAINER_VARIABLE[kind]):
+            continue  # this kind is not configured here
         try:
-            yield kind, build_store(kind, db_name=db_name, read_only=True)
-        except (ConfigError, ImportError):
-            continue  # this kind is not configured (or not installed) here
+            errors = config_errors(kind, environ, db_name=db_name)
+            if errors:
+                yield kind, functools.partial(_misconfigured, errors)
+                continue
+            store = build_store(kind, environ, db_name=db_name, read_only=True)
+        except ImportError:
+            continue  # this kind is not installed here
+        except ConfigError:
+            continue  # {db} in the bucket or container name, and no database given
+        yield kind, functools.partial(store.exists, health.HEALTH_KEY)
+
+
+def _misconfigured(errors):
+    raise StatelessOdooError("invalid configuration: " + "; ".join(str(error) for error in errors))
 
 
 def install_json_logging(odoo, environ=None):

@@ -10,7 +10,8 @@ was expected; all problems are reported at once. Rules (seed 001, the older addo
 - prod, integration and test keep sessions in Redis (``ODOO_SESSION_REDIS`` on, a host,
   URL or sentinel given) with the prefix ``<client>-odoo-<env>...`` of their environment;
 - prod and integration keep attachments in the object store (``ir_attachment.location``
-  = ``s3`` or ``swift``, the platform's kind when recorded, its variables set);
+  = ``s3`` or ``swift``, the platform's kind when recorded, its variables set, and the
+  whole store configuration readable as the store reads it, without connecting);
 - a ``<client>-odoo-prod...`` bucket, container or session prefix in prod, and in no
   other environment, dev, labs and other names included (matched from the start, as the
   older addon did; ``AWS_BUCKETNAME_UNSTRUCTURED`` / ``SWIFT_WRITE_CONTAINER_UNSTRUCTURED``
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from . import health
 from .config import EnvReader, render_db_placeholder
 from .errors import ConfigError
-from .storage import KINDS
+from .storage import KINDS, config_errors
 
 ENVIRONMENTS = ("prod", "integration", "test", "dev")
 #: the providers of seed 001 and the object store each uses
@@ -221,7 +222,27 @@ def _check_attachments(env, which, location, kind, db_name):
     for name in STORE_VARIABLES[kind]:
         if not env.is_set(name):
             problems.append(Problem(name, f"is not set ({which} stores attachments in {kind})"))
-    return problems + _check_container(env, kind, which, db_name)
+    problems += _check_container(env, kind, which, db_name)
+    return problems + _check_store(env, kind, db_name, {p.variable for p in problems})
+
+
+def _check_store(env, kind, db_name, named=()):
+    """Every configuration error of the ``kind`` store, read by the store's own parsing
+    (:func:`stateless_odoo.storage.config_errors`: no client, no connection), one
+    problem per variable; a variable in ``named`` is already reported."""
+    try:
+        errors = config_errors(kind, env, db_name=db_name)
+    except ImportError:
+        # the store's library is missing: its addon is not installed, which is a
+        # problem of its own (the location's, or the environment's)
+        return []
+    named = set(named)
+    problems = []
+    for error in errors:
+        if error.variable not in named:
+            named.add(error.variable)
+            problems.append(Problem.of(error))
+    return problems
 
 
 def _check_container(env, kind, which, db_name):
@@ -262,19 +283,29 @@ def probe_settings(environ=None):
 
 def probe(environ=None, *, kind=None, sessions=True, db_name=None, timeout=None):
     """Connectivity problems: Redis answers a PING (when ``sessions``), the ``kind``
-    store its bucket or container; all at once, each within ``timeout`` seconds."""
+    store its bucket or container; all at once, each within ``timeout`` seconds. A
+    store whose configuration is invalid is not probed: its configuration errors are
+    the problems (as :func:`check` reports them for prod and integration)."""
+    configuration, answers = _probe(environ, kind, sessions, db_name, timeout)
+    return configuration + answers
+
+
+def _probe(environ, kind, sessions, db_name, timeout):
+    """``(configuration problems, connectivity problems)`` of :func:`probe`."""
     from .sessions import RedisSessionSettings  # redis is imported only to probe
 
     env = EnvReader(environ)
     timeout = timeout or health.DEFAULT_TIMEOUT
     checks = health.HealthCheck(timeout)
     blame = {}
+    configuration = []
     settings = None
     if sessions:
         try:
             settings = RedisSessionSettings.from_env(env)
-        except ConfigError:
-            settings = None  # check() names the bad variable
+        except ConfigError as exc:
+            # not probed: its configuration is the problem (named once by check_database)
+            configuration.append(Problem.of(exc))
     if settings is not None and settings.enabled:
         settings = dataclasses.replace(settings, connect_timeout=timeout, read_timeout=timeout)
         checks.add("redis", lambda: settings.make_client().ping())
@@ -282,19 +313,24 @@ def probe(environ=None, *, kind=None, sessions=True, db_name=None, timeout=None)
     if kind in KINDS:
         from .storage import build_store
 
-        try:
-            store = build_store(kind, environ, db_name=db_name, read_only=True)
-        except ConfigError:
-            store = None  # check() names the missing variable
+        store = None
+        errors = _check_store(env, kind, db_name)
+        if not errors:
+            try:
+                store = build_store(kind, environ, db_name=db_name, read_only=True)
+            except ConfigError as exc:  # a name with {db}, no database given
+                errors = [Problem.of(exc)]
+        configuration += errors  # a store whose configuration is invalid is not probed
         if store is not None:
             checks.add(kind, functools.partial(store.exists, health.HEALTH_KEY))
             blame[kind] = (CONTAINER_VARIABLE[kind], f"the {kind} store")
     _ok, report = checks.run()
-    return [
+    answers = [
         Problem(blame[name][0], f"{blame[name][1]} does not answer: {entry['error']}")
         for name, entry in report["checks"].items()
         if entry["status"] != "pass"
     ]
+    return configuration, answers
 
 
 def check_database(
@@ -331,10 +367,10 @@ def check_database(
     which = environment_kind(running_env)
     if (enabled if probes is None else probes) and which not in (None, "dev", "labs"):
         usable = installed_kinds if installed_kinds is not None else KINDS
-        problems += probe(
-            environ,
-            kind=location if location in usable else None,
-            db_name=db_name,
-            timeout=timeout,
+        configuration, answers = _probe(
+            environ, location if location in usable else None, True, db_name, timeout
         )
+        # a configuration error check() has already named is not named twice
+        named = {p.variable for p in problems}
+        problems += [p for p in configuration if p.variable not in named] + answers
     return problems

@@ -1,11 +1,16 @@
 """The cloud platform's startup checks: a matrix of environments and variable sets."""
 
+import types
+
 import pytest
 
+from stateless_odoo import odoo_glue
 from stateless_odoo.errors import ConfigError
+from stateless_odoo.health import HealthCheck
 from stateless_odoo.platform_checks import (
     PlatformMisconfigured,
     check,
+    check_database,
     environment_kind,
     is_unsafe,
     platform_location,
@@ -24,6 +29,7 @@ SWIFT = {
     "SWIFT_AUTH_URL": "https://auth.cloud.ovh.net/v3",
     "SWIFT_ACCOUNT": "acme",
     "SWIFT_PASSWORD": "not-shown-secret",
+    "SWIFT_PROJECT_NAME": "1234567890",  # keystone v3 needs one
 }
 
 
@@ -274,3 +280,195 @@ def test_probe_names_redis_down_and_a_hung_store(services, closed_port, hanging_
     assert f"127.0.0.1:{closed_port}" in by_variable["ODOO_SESSION_REDIS_HOST"]
     assert "timed out after 0.5 s" in by_variable["AWS_BUCKETNAME"]
     assert "not-shown-secret" not in str(problems)
+
+
+# -- the store's whole configuration, read as the store reads it -------------------------
+
+
+@pytest.mark.parametrize("env", ["prod", "integration"])
+@pytest.mark.parametrize(
+    ("kind", "change", "variable", "says"),
+    [
+        ("swift", {"SWIFT_PROJECT_NAME": None}, "SWIFT_PROJECT_NAME", "keystone v3 needs"),
+        ("swift", {"SWIFT_READ_TIMEOUT": "soon"}, "SWIFT_READ_TIMEOUT", "'soon' is not a"),
+        ("swift", {"SWIFT_AUTH_URL": "https://id.example/"}, "SWIFT_AUTH_VERSION", "1, 2"),
+        ("swift", {"SWIFT_INTERFACE": "private"}, "SWIFT_INTERFACE", "'private' is not"),
+        ("s3", {"AWS_READ_TIMEOUT": "soon"}, "AWS_READ_TIMEOUT", "'soon' is not a"),
+        ("s3", {"AWS_READ_TIMEOUT": "-1"}, "AWS_READ_TIMEOUT", "must be more than 0"),
+        ("s3", {"AWS_ADDRESSING_STYLE": "sideways"}, "AWS_ADDRESSING_STYLE", "'sideways'"),
+        ("s3", {"AWS_HOST": "ftp://x"}, "AWS_HOST", "not an http(s)"),
+        ("s3", {"AWS_MULTIPART_CHUNKSIZE": "1K"}, "AWS_MULTIPART_CHUNKSIZE", "minimum"),
+    ],
+)
+def test_a_bad_store_value_is_a_problem(env, kind, change, variable, says):
+    variables = good(env, kind)
+    for name, value in change.items():
+        if value is None:
+            variables.pop(name, None)
+        else:
+            variables[name] = value
+    (problem,) = check(variables, location=kind)
+    assert problem.variable == variable
+    assert says in problem.message
+    assert str(problem).startswith(f"{variable}: ") and "\n" not in str(problem)
+    assert "not-shown-secret" not in str(problem)
+
+
+def test_every_bad_store_value_is_named_once_and_at_once():
+    variables = good("prod", "swift")
+    del variables["SWIFT_PROJECT_NAME"]
+    del variables["SWIFT_PASSWORD"]  # "is not set" as before, not a second time
+    variables.update(SWIFT_READ_TIMEOUT="soon", SWIFT_MAX_ATTEMPTS="0")
+    problems = check(variables, location="swift")
+    assert [p.variable for p in problems] == [
+        "SWIFT_PASSWORD",
+        "SWIFT_PROJECT_NAME",
+        "SWIFT_READ_TIMEOUT",
+        "SWIFT_MAX_ATTEMPTS",
+    ]
+    assert problems[0].message == "is not set (prod stores attachments in swift)"
+    # the recorded platform's store, when the location is not a store
+    variables = {**good("prod", "s3"), "AWS_READ_TIMEOUT": "soon"}
+    problems = check(variables, location="db", kind="s3")
+    assert [p.variable for p in problems] == ["ir_attachment.location", "AWS_READ_TIMEOUT"]
+
+
+def test_a_good_store_configuration_has_no_problem():
+    for kind in ("s3", "swift"):
+        assert check(good("prod", kind), location=kind) == []
+    # every optional variable, with a good value
+    s3 = {
+        **good("prod", "s3"),
+        "AWS_REGION": "ch-dk-2",
+        "AWS_ADDRESSING_STYLE": "virtual",
+        "AWS_SERVER_SIDE_ENCRYPTION": "aws:kms",
+        "AWS_SSE_KMS_KEY_ID": "key",
+        "AWS_CONNECT_TIMEOUT": "2.5",
+        "AWS_READ_TIMEOUT": "60",
+        "AWS_MAX_ATTEMPTS": "5",
+        "AWS_MULTIPART_THRESHOLD": "64M",
+        "AWS_MULTIPART_CHUNKSIZE": "16M",
+        "AWS_MAX_POOL_CONNECTIONS": "32",
+    }
+    assert check(s3, location="s3") == []
+    swift = {
+        **good("integration", "swift"),
+        "SWIFT_PROJECT_NAME": "",
+        "SWIFT_TENANT_NAME": "1234567890",  # the old name
+        "SWIFT_AUTH_VERSION": "3",
+        "SWIFT_REGION_NAME": "GRA",
+        "SWIFT_INTERFACE": "internal",
+        "SWIFT_READ_TIMEOUT": "60",
+        "SWIFT_MAX_ATTEMPTS": "5",
+    }
+    assert check(swift, location="swift") == []
+    # keystone v1 needs no project
+    v1 = {**good("prod", "swift"), "SWIFT_AUTH_URL": "http://swift.example/auth/v1.0"}
+    del v1["SWIFT_PROJECT_NAME"]
+    assert check(v1, location="swift") == []
+
+
+def test_the_bucket_name_is_checked_as_the_store_renders_it():
+    variables = {**good("prod"), "AWS_BUCKETNAME": "Acme-odoo-prod"}
+    (problem,) = check(variables, location="s3")
+    assert problem.variable == "AWS_BUCKETNAME"
+    assert "is not a valid bucket name" in problem.message
+    # {db}: only once the database is known
+    variables["AWS_BUCKETNAME"] = "{db}"
+    assert check(variables, location="s3") == []
+    (problem,) = check(variables, location="s3", db_name="acme-odoo-prod_2")
+    assert problem.variable == "AWS_BUCKETNAME"
+    assert "'acme-odoo-prod_2' is not a valid bucket name" in problem.message
+    # named once, when the production name rule already names it
+    variables = {**good("integration"), "AWS_BUCKETNAME": "acme-odoo-prod_x"}
+    assert [p.variable for p in check(variables, location="s3")] == ["AWS_BUCKETNAME"]
+
+
+def test_secrets_never_appear_in_store_problems():
+    secret = "s3cr3t-value-never-shown"
+    for kind, extra in (
+        ("s3", {"AWS_SECRET_ACCESS_KEY": secret, "AWS_ACCESS_KEY_ID": ""}),
+        ("swift", {"SWIFT_PASSWORD": secret, "SWIFT_TEMP_URL_KEY": secret}),
+    ):
+        variables = {**good("prod", kind), **extra}
+        variables.update(AWS_READ_TIMEOUT="soon", SWIFT_READ_TIMEOUT="soon")
+        problems = check(variables, location=kind)
+        assert problems
+        assert secret not in str(PlatformMisconfigured(problems, "prod"))
+
+
+def test_a_store_configuration_error_is_named_once_with_probes(services):
+    variables = {
+        **good("prod", "swift"),
+        "SWIFT_AUTH_URL": services["TEST_KEYSTONE_URL"],
+        "SWIFT_READ_TIMEOUT": "soon",
+        "ODOO_SESSION_REDIS_HOST": "",
+        "ODOO_SESSION_REDIS_URL": services["TEST_REDIS_URL"],
+        "ODOO_CLOUD_PLATFORM_PROBES": "1",
+    }
+    del variables["SWIFT_PROJECT_NAME"]
+    problems = check_database(variables, location="swift", db_name="acme")
+    assert [p.variable for p in problems] == ["SWIFT_PROJECT_NAME", "SWIFT_READ_TIMEOUT"]
+    # probe() alone reports them too, instead of dropping them: the store is not probed
+    problems = probe(variables, kind="swift", timeout=5)
+    assert [p.variable for p in problems] == ["SWIFT_PROJECT_NAME", "SWIFT_READ_TIMEOUT"]
+    assert "not-shown-secret" not in str(problems)
+
+
+# -- the deep health check's object stores (odoo_glue) ----------------------------------
+
+
+def fake_odoo(db_name=""):
+    return types.SimpleNamespace(tools=types.SimpleNamespace(config={"db_name": db_name}))
+
+
+def store_health(environ, db_name=""):
+    check = HealthCheck(timeout=10)
+    for kind, store_check in odoo_glue._store_checks(fake_odoo(db_name), environ):
+        check.add(f"object_storage_{kind}", store_check)
+    return check.run()
+
+
+def test_deep_health_fails_on_a_store_configuration_error(services, make_fresh_store):
+    store = make_fresh_store("s3")
+    environ = s3_environ(services, store.container)
+    ok, report = store_health(environ)
+    assert ok, report
+    assert set(report["checks"]) == {"object_storage_s3"}
+
+    ok, report = store_health({**environ, "AWS_READ_TIMEOUT": "soon"})
+    assert not ok
+    error = report["checks"]["object_storage_s3"]["error"]
+    assert error.startswith("invalid configuration: AWS_READ_TIMEOUT: 'soon'"), error
+    assert services["TEST_S3_SECRET_KEY"] not in error
+
+    swift = {
+        "SWIFT_AUTH_URL": services["TEST_KEYSTONE_URL"],
+        "SWIFT_ACCOUNT": services["TEST_KEYSTONE_USER"],
+        "SWIFT_PASSWORD": "not-shown-secret",
+        "SWIFT_WRITE_CONTAINER": "acme-odoo-prod",
+    }
+    ok, report = store_health({**environ, **swift})
+    assert not ok
+    assert report["checks"]["object_storage_s3"]["status"] == "pass"
+    error = report["checks"]["object_storage_swift"]["error"]
+    assert "SWIFT_PROJECT_NAME: is not set" in error
+    assert "not-shown-secret" not in error
+
+
+def test_deep_health_skips_what_it_cannot_check(services, make_fresh_store):
+    # a kind whose bucket or container is not set is not configured here
+    assert store_health({"AWS_ACCESS_KEY_ID": "x", "SWIFT_AUTH_URL": "x"}) == (
+        True,
+        {"status": "pass", "checks": {}},
+    )
+    # {db} and no database given (a server of several databases): not checked
+    environ = s3_environ(services, "{db}", AWS_READ_TIMEOUT="10")
+    assert store_health(environ)[1]["checks"] == {}
+    # ... but its configuration still is
+    ok, report = store_health({**environ, "AWS_MAX_ATTEMPTS": "0"})
+    assert not ok and "AWS_MAX_ATTEMPTS" in report["checks"]["object_storage_s3"]["error"]
+    # with the configured database, the rendered bucket
+    store = make_fresh_store("s3")
+    ok, report = store_health(environ, db_name=store.container)
+    assert ok, report

@@ -19,9 +19,11 @@ from odoo.tools import config
 from stateless_odoo.errors import StatelessOdooError
 from stateless_odoo.migration import MigrationRunning
 from stateless_odoo.ops import ProgressBar
+from stateless_odoo.storage import KINDS
 
 _logger = logging.getLogger(__name__)
 
+EXIT_USAGE = 2  # argparse's
 EXIT_RUNNING = 3
 EXIT_SKIPPED = 4
 
@@ -40,14 +42,18 @@ class AttachmentStorageMigrate(Command):
             " a progress bar is drawn on a terminal, the log has the same figures."
             f" Exit status: 0 done, {EXIT_RUNNING} another migration is running,"
             f" {EXIT_SKIPPED} some attachments could not be moved (named in the log),"
-            " 1 error. Other options are Odoo's (--db_host, --data-dir, ...).",
+            f" {EXIT_USAGE} usage (a --location this database cannot use), 1 error;"
+            " when it stops before the migration starts, nothing is changed."
+            " Other options are Odoo's (--db_host, --data-dir, ...).",
         )
         parser.add_argument("-c", "--config", help="Odoo configuration file")
         parser.add_argument("-d", "--database", required=True, help="the database")
         parser.add_argument("--addons-path", help="Odoo's addons path")
         parser.add_argument(
             "--location",
-            help="set ir_attachment.location first (s3, swift, db, file)",
+            help="set ir_attachment.location first: db, file, or the store of an installed"
+            " addon (s3: attachment_s3, swift: attachment_swift); checked, with that store's"
+            " configuration, before anything is changed",
         )
         options, odoo_args = parser.parse_known_args(args)
         odoo_args.append(f"--database={options.database}")
@@ -58,9 +64,15 @@ class AttachmentStorageMigrate(Command):
         config.parse_config(odoo_args)
         registry = Registry(options.database)
         try:
-            migration = self._migration(registry, options)
-        except UserError as exc:
-            _logger.error("attachment migration not started: %s", exc.args[0])
+            migration = self._migration(registry, options, parser)
+        except (UserError, StatelessOdooError) as exc:
+            message = exc.args[0] if isinstance(exc, UserError) else str(exc)
+            unchanged = (
+                f"; ir_attachment.location is left as it was, not set to {options.location!r}"
+                if options.location is not None
+                else ""
+            )
+            _logger.error("attachment migration not started: %s%s", message, unchanged)
             sys.exit(1)
         migration.progress = bar = ProgressBar()
         if bar.enabled:
@@ -86,18 +98,49 @@ class AttachmentStorageMigrate(Command):
         sys.exit(EXIT_SKIPPED if report.skipped else 0)
 
     @staticmethod
-    def _migration(registry, options):
-        if options.location:
-            with registry.cursor() as cr:
-                env = api.Environment(cr, SUPERUSER_ID, {})
-                env["ir.config_parameter"].set_param("ir_attachment.location", options.location)
-            # running Odoo processes drop their cached location at their next request;
-            # what one writes meanwhile is moved by the next run (it is idempotent)
-            registry.signal_changes()
-            _logger.info(
-                "ir_attachment.location set to %s and announced to the running processes",
-                options.location,
-            )
+    def _location_error(attachments, location):
+        """Why ``location`` cannot be this database's ``ir_attachment.location``, or None.
+
+        Odoo writes any other value than ``db`` to the local filestore, which a stateless
+        host forgets: only ``db``, ``file`` and the kinds of the installed store addons
+        (``_object_storage_kinds``) are accepted."""
+        installed = attachments._object_storage_kinds()
+        accepted = ["db", "file", *(kind for kind in KINDS if kind in installed)]
+        if location in accepted:
+            return None
+        if location in KINDS:
+            reason = f"the addon attachment_{location} is not installed in this database"
+        elif location.lower() in accepted:
+            reason = f"not a location (they are lower case: {location.lower()!r})"
+        else:
+            reason = "not a location"
+        return f"{reason}; use one of: {', '.join(accepted)}"
+
+    def _migration(self, registry, options, parser):
+        """The migration to run; with ``--location``, the new location is checked, set
+        and committed only when the migration it asks for can start (its store's
+        configuration included), then announced to the running processes."""
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            return env["ir.attachment"]._object_storage_migration()
+            attachments = env["ir.attachment"]
+            if options.location is None:
+                return attachments._object_storage_migration()
+            error = self._location_error(attachments, options.location)
+            if error:
+                parser.exit(
+                    EXIT_USAGE,
+                    f"{parser.prog}: error: --location {options.location!r} cannot be used"
+                    f" in database {cr.dbname}: {error} (nothing changed)\n",
+                )
+            env["ir.config_parameter"].set_param("ir_attachment.location", options.location)
+            # raises, and the location is rolled back with the cursor, when the store's
+            # variables are missing or wrong, or DISABLE_ATTACHMENT_STORAGE is set
+            migration = attachments._object_storage_migration()
+        # running Odoo processes drop their cached location at their next request;
+        # what one writes meanwhile is moved by the next run (it is idempotent)
+        registry.signal_changes()
+        _logger.info(
+            "ir_attachment.location set to %s and announced to the running processes",
+            options.location,
+        )
+        return migration

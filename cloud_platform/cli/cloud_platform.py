@@ -40,7 +40,9 @@ Subcommands:
   status    where a database's attachments are, what is left to move, pending object
             garbage collection, whether a migration runs (--json for machines)
   migrate   move every attachment where ir_attachment.location wants it (resumable,
-            progress bar); the options of `odoo attachment_storage_migrate`
+            progress bar); the options of `odoo attachment_storage_migrate`: --location L
+            sets it first, once checked (exit {EXIT_USAGE} and nothing changed when this
+            database cannot use L)
 Other options are Odoo's (-c, --db_host, --db_port, --db_user, ...)."""
 
 

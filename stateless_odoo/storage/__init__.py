@@ -25,6 +25,7 @@ __all__ = [
     "ObjectReader",
     "ObjectStore",
     "build_store",
+    "config_errors",
     "content_disposition",
     "parse_object_url",
 ]
@@ -41,6 +42,29 @@ def build_store(kind, environ=None, *, db_name=None, read_only=False):
 
         return SwiftStore.from_env(environ, db_name=db_name, read_only=read_only)
     raise ConfigError("storage kind", f"{kind!r} is not one of: {', '.join(KINDS)}")
+
+
+def config_errors(kind, environ=None, *, db_name=None):
+    """Every :class:`ConfigError` of the ``kind`` store's configuration, read as
+    :func:`build_store` reads it (the same parsing) but without building the store: no
+    client, no connection. ``[]`` when :func:`build_store` would succeed. A bucket or
+    container name holding ``{db}`` is checked only when ``db_name`` is given."""
+    if kind == "s3":
+        from .s3 import S3Settings as settings_class
+    elif kind == "swift":
+        from .swift import SwiftSettings as settings_class
+    else:
+        raise ConfigError("storage kind", f"{kind!r} is not one of: {', '.join(KINDS)}")
+    settings, errors = settings_class.read_env(environ)
+    if settings is None:
+        return errors
+    if db_name is None and "{db}" in settings.container_template:
+        return []
+    try:
+        settings.container(db_name)
+    except ConfigError as exc:
+        return [exc]
+    return []
 
 
 def parse_object_url(url):

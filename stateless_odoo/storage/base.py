@@ -9,10 +9,36 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from .. import events
-from ..errors import ObjectNotFound, ReadOnlyStore, StoreUnavailable
+from ..errors import ConfigError, ObjectNotFound, ReadOnlyStore, StoreUnavailable
 
 #: default size of the chunks a streamed read yields
 CHUNK_SIZE = 1024 * 1024
+
+
+class ConfigErrors:
+    """The configuration errors of one reading of a store's variables, all of them.
+
+    A settings reader goes on after a bad value (``read`` gives ``default`` for it) so
+    that every bad variable is named at once; the store raises the first error, the
+    startup checks report each of them.
+    """
+
+    def __init__(self):
+        self.errors = []
+
+    def read(self, getter, *args, default=None, **kwargs):
+        """``getter(*args, **kwargs)``, or ``default`` when it raises a ConfigError."""
+        try:
+            return getter(*args, **kwargs)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return default
+
+    def add(self, variable, message):
+        self.errors.append(ConfigError(variable, message))
+
+    def __bool__(self):
+        return bool(self.errors)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ..errors import (
 from ..process import PerProcess
 from .base import (
     CHUNK_SIZE,
+    ConfigErrors,
     DeleteResult,
     FullReads,
     ObjectInfo,
@@ -103,32 +104,42 @@ class S3Settings:
         AWS_MAX_POOL_CONNECTIONS   HTTP connections kept per process (default 16)
         ========================== ======================================================
         """
+        settings, errors = cls.read_env(environ)
+        if errors:
+            raise errors[0]
+        return settings
+
+    @classmethod
+    def read_env(cls, environ=None):
+        """``(settings, errors)``: the settings (``None`` when a variable is bad) and
+        every :class:`ConfigError` of the variables, in the order :meth:`from_env`
+        reads them. Pure parsing: no client, no connection."""
         env = environ if isinstance(environ, EnvReader) else EnvReader(environ)
-        bucket = env.str("AWS_BUCKETNAME", required=True)
+        errors = ConfigErrors()
+        bucket = errors.read(env.str, "AWS_BUCKETNAME", required=True)
         access_key = env.str("AWS_ACCESS_KEY_ID")
         secret_key = env.secret("AWS_SECRET_ACCESS_KEY")
         if access_key and not secret_key:
-            raise ConfigError("AWS_SECRET_ACCESS_KEY", "is not set but AWS_ACCESS_KEY_ID is")
+            errors.add("AWS_SECRET_ACCESS_KEY", "is not set but AWS_ACCESS_KEY_ID is")
         if secret_key and not access_key:
-            raise ConfigError("AWS_ACCESS_KEY_ID", "is not set but AWS_SECRET_ACCESS_KEY is")
+            errors.add("AWS_ACCESS_KEY_ID", "is not set but AWS_SECRET_ACCESS_KEY is")
         endpoint = env.str("AWS_HOST")
         if endpoint:
-            endpoint = _endpoint_url("AWS_HOST", endpoint)
+            endpoint = errors.read(_endpoint_url, "AWS_HOST", endpoint)
         sse = env.str("AWS_SERVER_SIDE_ENCRYPTION")
-        if sse and sse not in ("AES256", "aws:kms"):
-            raise ConfigError("AWS_SERVER_SIDE_ENCRYPTION", f"{sse!r} is not AES256 or aws:kms")
         kms_key = env.str("AWS_SSE_KMS_KEY_ID")
-        if kms_key and sse != "aws:kms":
-            raise ConfigError(
-                "AWS_SSE_KMS_KEY_ID", "is set but AWS_SERVER_SIDE_ENCRYPTION is not aws:kms"
-            )
-        return cls(
+        if sse and sse not in ("AES256", "aws:kms"):
+            errors.add("AWS_SERVER_SIDE_ENCRYPTION", f"{sse!r} is not AES256 or aws:kms")
+        elif kms_key and sse != "aws:kms":
+            errors.add("AWS_SSE_KMS_KEY_ID", "is set but AWS_SERVER_SIDE_ENCRYPTION is not aws:kms")
+        settings = dict(
             bucket_template=bucket,
             access_key=access_key,
             secret_key=secret_key,
             endpoint_url=endpoint,
             region=env.str("AWS_REGION"),
-            addressing_style=env.choice(
+            addressing_style=errors.read(
+                env.choice,
                 "AWS_ADDRESSING_STYLE",
                 {"auto", "path", "virtual"},
                 "path" if endpoint else "auto",
@@ -136,17 +147,31 @@ class S3Settings:
             key_prefix=env.str("AWS_KEY_PREFIX", ""),
             sse=sse,
             sse_kms_key_id=kms_key,
-            connect_timeout=env.seconds("AWS_CONNECT_TIMEOUT", 5.0),
-            read_timeout=env.seconds("AWS_READ_TIMEOUT", 30.0),
-            max_attempts=env.int("AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=20),
-            multipart_threshold=env.size(
-                "AWS_MULTIPART_THRESHOLD", 16 * 1024 * 1024, minimum=5 * 1024 * 1024
+            connect_timeout=errors.read(env.seconds, "AWS_CONNECT_TIMEOUT", 5.0),
+            read_timeout=errors.read(env.seconds, "AWS_READ_TIMEOUT", 30.0),
+            max_attempts=errors.read(env.int, "AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=20),
+            multipart_threshold=errors.read(
+                env.size, "AWS_MULTIPART_THRESHOLD", 16 * 1024 * 1024, minimum=5 * 1024 * 1024
             ),
-            multipart_chunksize=env.size(
-                "AWS_MULTIPART_CHUNKSIZE", 8 * 1024 * 1024, minimum=5 * 1024 * 1024
+            multipart_chunksize=errors.read(
+                env.size, "AWS_MULTIPART_CHUNKSIZE", 8 * 1024 * 1024, minimum=5 * 1024 * 1024
             ),
-            max_pool_connections=env.int("AWS_MAX_POOL_CONNECTIONS", 16, minimum=1, maximum=1000),
+            max_pool_connections=errors.read(
+                env.int, "AWS_MAX_POOL_CONNECTIONS", 16, minimum=1, maximum=1000
+            ),
         )
+        if errors:
+            return None, errors.errors
+        return cls(**settings), []
+
+    @property
+    def container_template(self):
+        """:attr:`bucket_template`, under the name the other stores use."""
+        return self.bucket_template
+
+    def container(self, db_name=None):
+        """:meth:`bucket`, under the name the other stores use."""
+        return self.bucket(db_name)
 
     def bucket(self, db_name=None):
         """The bucket name, ``{db}`` replaced; raise ConfigError if it is not valid."""

@@ -36,6 +36,7 @@ from ..errors import (
 from ..process import PerProcess
 from .base import (
     CHUNK_SIZE,
+    ConfigErrors,
     DeleteResult,
     ObjectInfo,
     ObjectReader,
@@ -97,38 +98,59 @@ class SwiftSettings:
         SWIFT_MAX_ATTEMPTS         attempts per call, retries included (default 3)
         ========================== ======================================================
         """
+        settings, errors = cls.read_env(environ)
+        if errors:
+            raise errors[0]
+        return settings
+
+    @classmethod
+    def read_env(cls, environ=None):
+        """``(settings, errors)``: the settings (``None`` when a variable is bad) and
+        every :class:`ConfigError` of the variables, in the order :meth:`from_env`
+        reads them. Pure parsing: no authentication, no connection."""
         env = environ if isinstance(environ, EnvReader) else EnvReader(environ)
-        auth_url = env.str("SWIFT_AUTH_URL", required=True)
-        parts = urlsplit(auth_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError("SWIFT_AUTH_URL", f"{auth_url!r} is not an http(s) URL")
-        version = env.choice("SWIFT_AUTH_VERSION", {"1", "1.0", "2", "2.0", "3"})
-        if version is None:
-            version = _guess_auth_version(auth_url)
-        version = version[0]
+        errors = ConfigErrors()
+        auth_url = errors.read(env.str, "SWIFT_AUTH_URL", required=True)
+        if auth_url:
+            parts = urlsplit(auth_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                errors.add("SWIFT_AUTH_URL", f"{auth_url!r} is not an http(s) URL")
+                auth_url = None
+        # None: not set (told from the URL); False: a bad value, already an error
+        version = errors.read(
+            env.choice, "SWIFT_AUTH_VERSION", {"1", "1.0", "2", "2.0", "3"}, default=False
+        )
+        if version is None and auth_url:
+            version = errors.read(_guess_auth_version, auth_url)
+        version = version[0] if version else None
         project = env.str("SWIFT_PROJECT_NAME", aliases=("SWIFT_TENANT_NAME",))
         if version in ("2", "3") and not project:
-            raise ConfigError(
+            errors.add(
                 "SWIFT_PROJECT_NAME",
                 f"is not set (nor SWIFT_TENANT_NAME); keystone v{version} needs a project",
             )
-        return cls(
+        settings = dict(
             auth_url=auth_url,
-            user=env.str("SWIFT_ACCOUNT", required=True),
-            password=env.secret("SWIFT_PASSWORD", required=True),
-            container_template=env.str("SWIFT_WRITE_CONTAINER", required=True),
+            user=errors.read(env.str, "SWIFT_ACCOUNT", required=True),
+            password=errors.read(env.secret, "SWIFT_PASSWORD", required=True),
+            container_template=errors.read(env.str, "SWIFT_WRITE_CONTAINER", required=True),
             auth_version=version,
             project_name=project,
             region_name=env.str("SWIFT_REGION_NAME"),
             user_domain_name=env.str("SWIFT_USER_DOMAIN_NAME", "Default"),
             project_domain_name=env.str("SWIFT_PROJECT_DOMAIN_NAME", "Default"),
-            interface=env.choice("SWIFT_INTERFACE", {"public", "internal", "admin"}, "public"),
+            interface=errors.read(
+                env.choice, "SWIFT_INTERFACE", {"public", "internal", "admin"}, "public"
+            ),
             temp_url_key=env.secret("SWIFT_TEMP_URL_KEY"),
             key_prefix=env.str("SWIFT_KEY_PREFIX", ""),
-            connect_timeout=env.seconds("SWIFT_CONNECT_TIMEOUT", 5.0),
-            read_timeout=env.seconds("SWIFT_READ_TIMEOUT", 30.0),
-            max_attempts=env.int("SWIFT_MAX_ATTEMPTS", 3, minimum=1, maximum=20),
+            connect_timeout=errors.read(env.seconds, "SWIFT_CONNECT_TIMEOUT", 5.0),
+            read_timeout=errors.read(env.seconds, "SWIFT_READ_TIMEOUT", 30.0),
+            max_attempts=errors.read(env.int, "SWIFT_MAX_ATTEMPTS", 3, minimum=1, maximum=20),
         )
+        if errors:
+            return None, errors.errors
+        return cls(**settings), []
 
     def container(self, db_name=None):
         name = render_db_placeholder("SWIFT_WRITE_CONTAINER", self.container_template, db_name)
