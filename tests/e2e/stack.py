@@ -311,6 +311,9 @@ class Stack:
         odoo_tier.ensure_core_dependencies(python)
         self.log("e2e: services (Redis, Swift with S3) and the PostgreSQL replica")
         self.services = odoo_tier.services_env()
+        # the replica is stopped at the end when this stack started it
+        status = subprocess.run([str(E2E_SH), "status"], capture_output=True, check=False)
+        self._replica_was_up = status.returncode == 0
         self.e2e_env = _script_env(E2E_SH)
         self.pg = {
             "host": self.e2e_env["E2E_PG_HOST"],
@@ -516,6 +519,8 @@ class Stack:
             nginx.stop(self.nginx_prefix)
         if self.statsd:
             self.statsd.close()
+        if getattr(self, "_replica_was_up", True) is False and not self.keep:
+            subprocess.run([str(E2E_SH), "down"], capture_output=True, check=False)
         if self.keep:
             self.log(f"e2e: kept database {self.db}, container {self.container}, {self.workdir}")
             return
