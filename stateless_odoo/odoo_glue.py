@@ -113,11 +113,11 @@ def install_json_logging(odoo, environ=None):
     return True
 
 
-def _enabled(addon, settings_cls, variable, odoo, environ):
+def _enabled(addon, settings_cls, variable, odoo, environ, **options):
     """The addon's settings and the observer, or ``None`` when ``variable`` is off; a
     bad value stops the process with a message naming it."""
     try:
-        settings = settings_cls.from_env(environ)
+        settings = settings_cls.from_env(environ, **options)
         if not settings.enabled:
             _logger.info("%s: %s is off", addon, variable)
             return None
@@ -131,7 +131,10 @@ def install_statsd(odoo, environ=None):
 
     if "statsd" in _state:
         return _state["statsd"]
-    enabled = _enabled("monitoring_statsd", StatsdSettings, "ODOO_STATSD", odoo, environ)
+    enabled = _enabled(
+        "monitoring_statsd", StatsdSettings, "ODOO_STATSD", odoo, environ,
+        running_env=odoo.tools.config.get("running_env") or None,
+    )  # fmt: skip
     if enabled is None:
         return None
     settings, observer = enabled

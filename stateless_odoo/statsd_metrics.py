@@ -62,7 +62,10 @@ class StatsdSettings:
     environment: str = "unknown"
 
     @classmethod
-    def from_env(cls, environ=None):
+    def from_env(cls, environ=None, running_env=None):
+        """``running_env``: Odoo's ``running_env`` option (OCA server_environment's), the
+        environment when ``STATSD_ENVIRONMENT`` is not set; before ``RUNNING_ENV``, as
+        cloud_platform reads it."""
         env = EnvReader(environ)
         enabled = env.bool("ODOO_STATSD", False)
         if not enabled:
@@ -72,10 +75,12 @@ class StatsdSettings:
             raise ConfigError(
                 "STATSD_CUSTOMER", "is not set (ODOO_STATSD=1 needs the customer's name)"
             )
-        environment = env.str("STATSD_ENVIRONMENT", aliases=("RUNNING_ENV",))
+        environment = env.str("STATSD_ENVIRONMENT") or running_env or env.str("RUNNING_ENV") or None
         if environment is None:
             raise ConfigError(
-                "STATSD_ENVIRONMENT", "is not set, nor is RUNNING_ENV (ODOO_STATSD=1 needs one)"
+                "STATSD_ENVIRONMENT",
+                "is not set, nor is RUNNING_ENV or Odoo's running_env option"
+                " (ODOO_STATSD=1 needs one)",
             )
         port = env.int("STATSD_PORT", 8125, minimum=1, maximum=65535)
         prefix = env.str("STATSD_PREFIX", "odoo")

@@ -470,6 +470,15 @@ def test_statsd_settings_name_the_variable():
         StatsdSettings.from_env({"ODOO_STATSD": "1"})
     with pytest.raises(ConfigError, match="STATSD_ENVIRONMENT"):
         StatsdSettings.from_env({"ODOO_STATSD": "1", "STATSD_CUSTOMER": "a"})
+    # the environment: STATSD_ENVIRONMENT, else Odoo's running_env option (OCA
+    # server_environment's, as cloud_platform reads it), else RUNNING_ENV
+    base = {"ODOO_STATSD": "1", "STATSD_CUSTOMER": "a"}
+    assert StatsdSettings.from_env(base, running_env="integration").environment == "integration"
+    both = {**base, "RUNNING_ENV": "prod"}
+    assert StatsdSettings.from_env(both, running_env="integration").environment == "integration"
+    assert StatsdSettings.from_env(both).environment == "prod"
+    mine = {**both, "STATSD_ENVIRONMENT": "labs"}
+    assert StatsdSettings.from_env(mine, running_env="integration").environment == "labs"
     with pytest.raises(ConfigError, match="STATSD_PORT"):
         StatsdSettings.from_env(
             {"ODOO_STATSD": "1", "STATSD_CUSTOMER": "a", "RUNNING_ENV": "p", "STATSD_PORT": "x"}

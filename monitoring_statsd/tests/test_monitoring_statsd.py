@@ -120,6 +120,17 @@ class TestStatsdFromOdoo(TransactionCase):
         self.assertLessEqual(expected, names, sorted(names))
         self.assertFalse([n for n in names if "no_such" in n])
 
+    def test_environment_from_odoos_running_env_option(self):
+        """OCA server_environment's running_env option (here in the configuration file)
+        names the environment when STATSD_ENVIRONMENT is not set, before RUNNING_ENV."""
+        conf = os.path.join(self.workdir, "odoo.conf")
+        with open(conf, "w") as handle:
+            handle.write("[options]\nrunning_env = integration\n")
+        with self._server(f"--config={conf}", STATSD_ENVIRONMENT="", RUNNING_ENV="prod") as server:
+            requests.get(f"{server.url}/web/login", timeout=30)
+            names = self._names_until({"odoo.http.request.acme.integration"})
+        self.assertIn("odoo.http.request.acme.integration", names, sorted(names))
+
     def test_unreachable_statsd_host_does_not_break_requests(self):
         with self._server(STATSD_HOST="statsd.invalid") as server:
             for _ in range(5):
