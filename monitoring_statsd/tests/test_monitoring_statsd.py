@@ -122,14 +122,16 @@ class TestStatsdFromOdoo(TransactionCase):
 
     def test_environment_from_odoos_running_env_option(self):
         """OCA server_environment's running_env option (here in the configuration file)
-        names the environment when STATSD_ENVIRONMENT is not set, before RUNNING_ENV."""
+        names the environment when STATSD_ENVIRONMENT is not set, before RUNNING_ENV.
+        (dev: cloud_platform, when the tier installs it, reads the same option and would
+        refuse this database as integration or prod.)"""
         conf = os.path.join(self.workdir, "odoo.conf")
         with open(conf, "w") as handle:
-            handle.write("[options]\nrunning_env = integration\n")
+            handle.write("[options]\nrunning_env = dev\n")
         with self._server(f"--config={conf}", STATSD_ENVIRONMENT="", RUNNING_ENV="prod") as server:
             requests.get(f"{server.url}/web/login", timeout=30)
-            names = self._names_until({"odoo.http.request.acme.integration"})
-        self.assertIn("odoo.http.request.acme.integration", names, sorted(names))
+            names = self._names_until({"odoo.http.request.acme.dev"})
+        self.assertIn("odoo.http.request.acme.dev", names, sorted(names))
 
     def test_unreachable_statsd_host_does_not_break_requests(self):
         with self._server(STATSD_HOST="statsd.invalid") as server:
