@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_sessions as bs
+
+from stateless_odoo.testing import StatsdServer
 
 GOAL = 0.97
 #: alternating load windows per mode, per workload and round
@@ -72,33 +73,6 @@ def tree_cpu(root_pid):
         if ancestor == root_pid:
             total += utime + stime + cutime + cstime
     return total / _TICK
-
-
-class UdpSink:
-    """A statsd server that counts and drops what it receives."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self.packets = 0
-        self.running = True
-        self.thread = threading.Thread(target=self._drain, daemon=True)
-        self.thread.start()
-
-    def _drain(self):
-        while self.running:
-            try:
-                self.sock.recv(65535)
-                self.packets += 1
-            except TimeoutError:
-                continue
-
-    def close(self):
-        self.running = False
-        self.thread.join()
-        self.sock.close()
 
 
 def scraper(url, stop, scrapes, interval):
@@ -225,7 +199,7 @@ def main():
         check=True,
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    sink = UdpSink()
+    sink = StatsdServer(keep=False)
     modes = {
         "none": ("base,web", {}),
         "all": (

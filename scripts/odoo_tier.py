@@ -167,15 +167,20 @@ def testable_addons():
     return names
 
 
-def services_env():
-    subprocess.run([str(SERVICES), "up"], check=True, stdout=subprocess.DEVNULL)
-    out = subprocess.run([str(SERVICES), "env"], capture_output=True, text=True, check=True)
+def parse_exports(text):
+    """The variables of ``export NAME=value`` lines (a harness script's ``env``)."""
     env = {}
-    for line in out.stdout.splitlines():
+    for line in text.splitlines():
         if line.startswith("export "):
             name, _, value = line[len("export ") :].partition("=")
             env[name] = shlex.split(value)[0] if value else ""
     return env
+
+
+def services_env():
+    subprocess.run([str(SERVICES), "up"], check=True, stdout=subprocess.DEVNULL)
+    out = subprocess.run([str(SERVICES), "env"], capture_output=True, text=True, check=True)
+    return parse_exports(out.stdout)
 
 
 def free_port():

@@ -5,11 +5,13 @@ environment variables and ``--load`` line, as a deployment would, and talk to th
 HTTP. Nothing here imports Odoo: the caller gives the command line.
 """
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import requests
@@ -23,15 +25,35 @@ def free_port():
 
 class OdooServer:
     """``command`` (an Odoo command line without ports) started with ``env``; its
-    output goes to ``log_path`` when given. Use as a context manager. It is up when
+    output goes to ``log_path`` when given (appended on restarts). Use as a context manager, or
+    ``start()`` / ``stop()`` / ``restart()`` / ``kill()``. It is up when
     ``/web/health`` answers one of ``ready_statuses`` (a database that is refused
-    answers 500 there when it is the only one the server exposes)."""
+    answers 500 there when it is the only one the server exposes).
+
+    The ports are chosen once (``port`` / ``gevent_port``, free ones by default) and
+    kept across restarts. The server runs in a session of its own, so that ``kill()``
+    takes the whole process group (master, workers, gevent, cron) at once, as a host
+    that dies would."""
+
+    #: what ``start()`` raises when the server exits or does not answer
+    error = AssertionError
 
     def __init__(
-        self, command, env, *, log_path=None, wrapper=(), timeout=90, ready_statuses=(200,)
+        self,
+        command,
+        env,
+        *,
+        log_path=None,
+        wrapper=(),
+        timeout=90,
+        ready_statuses=(200,),
+        port=None,
+        gevent_port=None,
+        name="Odoo",
     ):
-        self.port = free_port()
-        self.gevent_port = free_port()
+        self.name = name
+        self.port = port or free_port()
+        self.gevent_port = gevent_port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.command = [
@@ -47,10 +69,27 @@ class OdooServer:
         self.proc = None
 
     def __enter__(self):
-        output = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def pid(self):
+        """The master's pid while it runs, else None."""
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def start(self):
+        # a restart appends to the log of the earlier runs
+        mode = "wb" if self.proc is None else "ab"
+        output = open(self.log_path, mode) if self.log_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(  # noqa: S603 - the test's own command
-                self.command, env=self.env, stdout=output, stderr=subprocess.STDOUT
+                self.command,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         finally:
             if self.log_path:
@@ -58,7 +97,9 @@ class OdooServer:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"Odoo exited with {self.proc.returncode}: {self.log_tail()}")
+                raise self.error(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             try:
                 response = requests.get(f"{self.url}/web/health", timeout=10)
                 if response.status_code in self.ready_statuses:
@@ -66,21 +107,69 @@ class OdooServer:
             except requests.exceptions.RequestException:
                 pass
             time.sleep(0.25)
-        self.stop()
-        raise AssertionError(f"Odoo did not answer on {self.url}: {self.log_tail()}")
+        self.kill()
+        raise self.error(f"{self.name} did not answer on {self.url}:\n{self.log_tail()}")
 
-    def __exit__(self, *exc):
-        self.stop()
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
+    def stop(self, timeout=30):
+        """A clean stop (SIGINT: the workers finish their request and are reaped);
+        SIGKILL to the group past ``timeout``."""
+        if self.pid is None:
             return
-        self.proc.send_signal(signal.SIGINT)  # a clean stop: workers are reaped
+        self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(30)
+            self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
+        self._reap_group()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def kill(self):
+        """SIGKILL to every process of the server at once: no clean-up code runs."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._reap_group()
+
+    def _reap_group(self):
+        """Wait until no process of the group is left and the port is closed (a killed
+        master's workers and gevent process die with it; a clean stop reaps them; a
+        thread group leader shows as a zombie while its other threads still exit, with
+        the listening socket open)."""
+        deadline = time.monotonic() + 30
+        while (self.group_pids() or self.listening()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in self.group_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def listening(self):
+        """Whether something accepts connections on the HTTP port."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    def group_pids(self):
+        """The pids of the server's process group (master, workers, gevent, cron)."""
+        if self.proc is None:
+            return set()
+        pids = set()
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(os.path.join(entry.path, "stat")) as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                # fields: state ppid pgrp ...
+                if int(fields[2]) == self.proc.pid and fields[0] not in "ZX":
+                    pids.add(int(entry.name))
+        return pids
 
     def log_lines(self):
         if not self.log_path or not os.path.exists(self.log_path):
@@ -219,3 +308,37 @@ def ws_close_code(sock, timeout):
                 return int.from_bytes(payload[:2], "big")
     except TimeoutError:
         return None
+
+
+class StatsdServer:
+    """A statsd server on loopback (a UDP socket drained by a thread): counts the
+    packets it receives and, with ``keep``, keeps their lines."""
+
+    def __init__(self, keep=True):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.keep = keep
+        self.packets = 0
+        self.lines = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="statsd-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                packet = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.packets += 1
+            if self.keep:
+                self.lines.extend(packet.decode("utf-8", "replace").splitlines())
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()

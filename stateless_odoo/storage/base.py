@@ -41,6 +41,18 @@ class ConfigErrors:
         return bool(self.errors)
 
 
+class EnvSettings:
+    """Settings whose ``read_env(environ)`` returns ``(settings or None, errors)``."""
+
+    @classmethod
+    def from_env(cls, environ=None):
+        """Read the settings; raise ConfigError naming the first bad variable."""
+        settings, errors = cls.read_env(environ)
+        if errors:
+            raise errors[0]
+        return settings
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What a store knows about one object, without its content."""

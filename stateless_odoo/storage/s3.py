@@ -33,6 +33,7 @@ from .base import (
     CHUNK_SIZE,
     ConfigErrors,
     DeleteResult,
+    EnvSettings,
     FullReads,
     ObjectInfo,
     ObjectReader,
@@ -64,7 +65,29 @@ _BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientErr
 
 
 @dataclass(frozen=True)
-class S3Settings:
+class S3Settings(EnvSettings):
+    """The S3 store's settings, read from (``from_env``, ``read_env``):
+
+    ========================== ======================================================
+    AWS_BUCKETNAME             bucket; ``{db}`` is replaced by the database name
+    AWS_ACCESS_KEY_ID          access key (optional: boto3's own chain otherwise)
+    AWS_SECRET_ACCESS_KEY      secret key (required with the access key)
+    AWS_HOST                   endpoint, ``https://`` added when it has no scheme;
+                               unset for AWS itself
+    AWS_REGION                 region name
+    AWS_ADDRESSING_STYLE       ``path``, ``virtual`` or ``auto`` (default: ``path``
+                               with AWS_HOST, ``auto`` without)
+    AWS_KEY_PREFIX             prefix of every object key (e.g. ``odoo/``)
+    AWS_SERVER_SIDE_ENCRYPTION ``AES256`` or ``aws:kms`` (+ AWS_SSE_KMS_KEY_ID)
+    AWS_CONNECT_TIMEOUT        seconds (default 5)
+    AWS_READ_TIMEOUT           seconds (default 30)
+    AWS_MAX_ATTEMPTS           attempts per call, retries included (default 3)
+    AWS_MULTIPART_THRESHOLD    size from which uploads are multipart (default 16M)
+    AWS_MULTIPART_CHUNKSIZE    part size (default 8M, at least 5M)
+    AWS_MAX_POOL_CONNECTIONS   HTTP connections kept per process (default 16)
+    ========================== ======================================================
+    """
+
     bucket_template: str
     access_key: str | None
     secret_key: Secret | None = field(repr=False)
@@ -82,38 +105,10 @@ class S3Settings:
     max_pool_connections: int = 16
 
     @classmethod
-    def from_env(cls, environ=None):
-        """Read the S3 settings; raise ConfigError naming the first bad variable.
-
-        ========================== ======================================================
-        AWS_BUCKETNAME             bucket; ``{db}`` is replaced by the database name
-        AWS_ACCESS_KEY_ID          access key (optional: boto3's own chain otherwise)
-        AWS_SECRET_ACCESS_KEY      secret key (required with the access key)
-        AWS_HOST                   endpoint, ``https://`` added when it has no scheme;
-                                   unset for AWS itself
-        AWS_REGION                 region name
-        AWS_ADDRESSING_STYLE       ``path``, ``virtual`` or ``auto`` (default: ``path``
-                                   with AWS_HOST, ``auto`` without)
-        AWS_KEY_PREFIX             prefix of every object key (e.g. ``odoo/``)
-        AWS_SERVER_SIDE_ENCRYPTION ``AES256`` or ``aws:kms`` (+ AWS_SSE_KMS_KEY_ID)
-        AWS_CONNECT_TIMEOUT        seconds (default 5)
-        AWS_READ_TIMEOUT           seconds (default 30)
-        AWS_MAX_ATTEMPTS           attempts per call, retries included (default 3)
-        AWS_MULTIPART_THRESHOLD    size from which uploads are multipart (default 16M)
-        AWS_MULTIPART_CHUNKSIZE    part size (default 8M, at least 5M)
-        AWS_MAX_POOL_CONNECTIONS   HTTP connections kept per process (default 16)
-        ========================== ======================================================
-        """
-        settings, errors = cls.read_env(environ)
-        if errors:
-            raise errors[0]
-        return settings
-
-    @classmethod
     def read_env(cls, environ=None):
         """``(settings, errors)``: the settings (``None`` when a variable is bad) and
-        every :class:`ConfigError` of the variables, in the order :meth:`from_env`
-        reads them. Pure parsing: no client, no connection."""
+        every :class:`ConfigError` of the variables, in the order they are read.
+        Pure parsing: no client, no connection."""
         env = environ if isinstance(environ, EnvReader) else EnvReader(environ)
         errors = ConfigErrors()
         bucket = errors.read(env.str, "AWS_BUCKETNAME", required=True)

@@ -38,6 +38,7 @@ from .base import (
     CHUNK_SIZE,
     ConfigErrors,
     DeleteResult,
+    EnvSettings,
     ObjectInfo,
     ObjectReader,
     ObjectStore,
@@ -57,7 +58,30 @@ UPLOAD_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
-class SwiftSettings:
+class SwiftSettings(EnvSettings):
+    """The Swift store's settings, read from (``from_env``, ``read_env``):
+
+    ========================== ======================================================
+    SWIFT_AUTH_URL             identity endpoint (keystone ``.../v3``, ``.../v2.0``,
+                               or v1 ``.../auth/v1.0``)
+    SWIFT_ACCOUNT              user name (v1: ``account:user``)
+    SWIFT_PASSWORD             password or v1 key
+    SWIFT_WRITE_CONTAINER      container; ``{db}`` is replaced by the database name
+    SWIFT_PROJECT_NAME         project (tenant); SWIFT_TENANT_NAME is the old name
+    SWIFT_REGION_NAME          region of the object-store endpoint
+    SWIFT_AUTH_VERSION         1, 2 or 3 (default: read from SWIFT_AUTH_URL)
+    SWIFT_USER_DOMAIN_NAME     keystone v3 user domain (default ``Default``)
+    SWIFT_PROJECT_DOMAIN_NAME  keystone v3 project domain (default ``Default``)
+    SWIFT_INTERFACE            ``public``, ``internal`` or ``admin`` endpoint
+    SWIFT_TEMP_URL_KEY         key of temporary URLs (default: the account's
+                               ``Temp-URL-Key`` metadata)
+    SWIFT_KEY_PREFIX           prefix of every object name
+    SWIFT_CONNECT_TIMEOUT      seconds (default 5)
+    SWIFT_READ_TIMEOUT         seconds (default 30)
+    SWIFT_MAX_ATTEMPTS         attempts per call, retries included (default 3)
+    ========================== ======================================================
+    """
+
     auth_url: str
     user: str
     password: Secret = field(repr=False)
@@ -75,39 +99,10 @@ class SwiftSettings:
     max_attempts: int = 3
 
     @classmethod
-    def from_env(cls, environ=None):
-        """Read the Swift settings; raise ConfigError naming the first bad variable.
-
-        ========================== ======================================================
-        SWIFT_AUTH_URL             identity endpoint (keystone ``.../v3``, ``.../v2.0``,
-                                   or v1 ``.../auth/v1.0``)
-        SWIFT_ACCOUNT              user name (v1: ``account:user``)
-        SWIFT_PASSWORD             password or v1 key
-        SWIFT_WRITE_CONTAINER      container; ``{db}`` is replaced by the database name
-        SWIFT_PROJECT_NAME         project (tenant); SWIFT_TENANT_NAME is the old name
-        SWIFT_REGION_NAME          region of the object-store endpoint
-        SWIFT_AUTH_VERSION         1, 2 or 3 (default: read from SWIFT_AUTH_URL)
-        SWIFT_USER_DOMAIN_NAME     keystone v3 user domain (default ``Default``)
-        SWIFT_PROJECT_DOMAIN_NAME  keystone v3 project domain (default ``Default``)
-        SWIFT_INTERFACE            ``public``, ``internal`` or ``admin`` endpoint
-        SWIFT_TEMP_URL_KEY         key of temporary URLs (default: the account's
-                                   ``Temp-URL-Key`` metadata)
-        SWIFT_KEY_PREFIX           prefix of every object name
-        SWIFT_CONNECT_TIMEOUT      seconds (default 5)
-        SWIFT_READ_TIMEOUT         seconds (default 30)
-        SWIFT_MAX_ATTEMPTS         attempts per call, retries included (default 3)
-        ========================== ======================================================
-        """
-        settings, errors = cls.read_env(environ)
-        if errors:
-            raise errors[0]
-        return settings
-
-    @classmethod
     def read_env(cls, environ=None):
         """``(settings, errors)``: the settings (``None`` when a variable is bad) and
-        every :class:`ConfigError` of the variables, in the order :meth:`from_env`
-        reads them. Pure parsing: no authentication, no connection."""
+        every :class:`ConfigError` of the variables, in the order they are read.
+        Pure parsing: no authentication, no connection."""
         env = environ if isinstance(environ, EnvReader) else EnvReader(environ)
         errors = ConfigErrors()
         auth_url = errors.read(env.str, "SWIFT_AUTH_URL", required=True)

@@ -26,21 +26,17 @@ replica's Debian packages cannot be installed; ``StackError`` on any other failu
 the log that tells why.
 """
 
+import concurrent.futures
 import contextlib
 import getpass
 import importlib.util
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import psycopg2
-import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDONS = Path(__file__).resolve().parent / "addons"
@@ -50,7 +46,7 @@ if str(ROOT) not in sys.path:  # run as a script: the core package of this check
     sys.path.insert(0, str(ROOT))
 
 from stateless_odoo.storage import build_store  # noqa: E402
-from stateless_odoo.testing import free_port  # noqa: E402
+from stateless_odoo.testing import OdooServer, StatsdServer, free_port  # noqa: E402
 
 
 def _load(name, path):
@@ -93,162 +89,26 @@ def _script_env(script, *args, timeout=600):
     if up.returncode:
         raise StackError(f"{script.name} up failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
     out = subprocess.run([str(script), "env"], capture_output=True, text=True, check=True)
-    env = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export ") :].partition("=")
-            env[name] = value.strip("'\"")
-    return env
+    return odoo_tier.parse_exports(out.stdout)
 
 
-class StatsdCollector:
-    """A UDP socket on loopback that keeps every statsd line it receives."""
+class OdooProcess(OdooServer):
+    """One Odoo server of the platform (testing.OdooServer: fixed ports across
+    restarts, kill() of its process group), with its own empty data dir and its
+    output appended to ``<workdir>/<name>.log``."""
 
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.lines = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="statsd", daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                packet = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.lines.extend(packet.decode("utf-8", "replace").splitlines())
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-
-class OdooProcess:
-    """One Odoo server (a prefork master, its workers, its gevent process) on fixed
-    ports, so that nginx's upstream stays right across restarts. Its output is appended
-    to ``log_path``; it runs in a session of its own, so that ``kill()`` takes the
-    whole process group, as a host that dies would."""
+    error = StackError
 
     def __init__(self, name, command, env, workdir, *, timeout=180):
-        self.name = name
-        self.port = free_port()
-        self.gevent_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = Path(workdir) / f"{name}-data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = Path(workdir) / f"{name}.log"
-        self.command = [
-            *command,
-            f"--data-dir={self.data_dir}",
-            "--http-interface=127.0.0.1",
-            f"--http-port={self.port}",
-            f"--gevent-port={self.gevent_port}",
-        ]
-        self.env = env
-        self.timeout = timeout
-        self.proc = None
-        self.starts = 0
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc and self.proc.poll() is None else None
-
-    def start(self):
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.starts += 1
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise StackError(
-                    f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/web/health", timeout=5).status_code == 200:
-                    return self
-            time.sleep(0.25)
-        self.kill()
-        raise StackError(f"{self.name} did not answer on {self.url}:\n{self.log_tail()}")
-
-    def stop(self, timeout=60):
-        """A clean stop (SIGINT: the workers finish their request and are reaped)."""
-        if self.pid is None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self._reap_group()
-
-    def kill(self):
-        """SIGKILL to every process of the server at once: no clean-up code runs."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self._reap_group()
-
-    def _reap_group(self):
-        """Wait until no process of the group is left and the port is closed (a killed
-        master's workers and gevent process die with it; a clean stop reaps them; a
-        thread group leader shows as a zombie while its other threads still exit, with
-        the listening socket open)."""
-        deadline = time.monotonic() + 30
-        while (self.group_pids() or self.listening()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for pid in self.group_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-    def listening(self):
-        """Whether something accepts connections on the HTTP port."""
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-        except OSError:
-            return False
-        return True
-
-    def restart(self):
-        self.stop()
-        return self.start()
-
-    def group_pids(self):
-        """The pids of the server's process group (master, workers, gevent, cron)."""
-        if self.proc is None:
-            return set()
-        pids = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                # fields: state ppid pgrp ...
-                if int(fields[2]) == self.proc.pid and fields[0] not in "ZX":
-                    pids.add(int(entry.name))
-        return pids
-
-    def log_lines(self):
-        if not self.log_path.exists():
-            return []
-        return self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-
-    def log_tail(self, count=40):
-        return "\n".join(self.log_lines()[-count:])
+        super().__init__(
+            [*command, f"--data-dir={self.data_dir}"],
+            env,
+            log_path=Path(workdir) / f"{name}.log",
+            timeout=timeout,
+            name=name,
+        )
 
 
 class Stack:
@@ -326,7 +186,7 @@ class Stack:
         if self.stateless:
             self._store = build_store(self.kind, self.env, db_name=self.db)
             self._store.ensure_container()
-            self.statsd = StatsdCollector()
+            self.statsd = StatsdServer()
             self.env.update(STATSD_PORT=str(self.statsd.port))
         self._create_database()
         self.processes = [
@@ -335,7 +195,8 @@ class Stack:
             for index in range(self.count)
         ]  # fmt: skip
         self.log(f"e2e: starting {self.count} Odoo processes ({self.workers} workers each)")
-        self._parallel(lambda process: process.start(), self.processes)
+        with concurrent.futures.ThreadPoolExecutor(len(self.processes)) as pool:
+            list(pool.map(OdooProcess.start, self.processes))  # raises the first error
         self.route()
         self.log(f"e2e: nginx on {self.url} in front of {len(self.processes)} processes")
         return self
@@ -460,30 +321,7 @@ class Stack:
         )
         nginx.start(self.nginx_prefix)
 
-    @staticmethod
-    def _parallel(function, items):
-        errors = []
-
-        def call(item):
-            try:
-                function(item)
-            except Exception as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=call, args=(item,)) for item in items]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
-
     # ---------------------------------------------------------------- tools --
-    @property
-    def store(self):
-        """The core's store of this platform (checks read objects through it)."""
-        return self._store
-
     def connect(self, replica=False, dbname=None):
         host, port = (
             (self.pg["replica_host"], self.pg["replica_port"])
