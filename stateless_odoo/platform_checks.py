@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from . import health
 from .config import EnvReader, render_db_placeholder
 from .errors import ConfigError
-from .storage import KINDS, config_errors
+from .storage import KINDS, config_errors, read_settings
 
 ENVIRONMENTS = ("prod", "integration", "test", "dev")
 #: the providers of seed 001 and the object store each uses
@@ -114,7 +114,14 @@ def platform_location(platform, which):
 
 
 def check(
-    environ=None, *, running_env=None, location=None, kind=None, installed_kinds=None, db_name=None
+    environ=None,
+    *,
+    running_env=None,
+    location=None,
+    kind=None,
+    installed_kinds=None,
+    db_name=None,
+    limit_time_real=None,
 ):
     """The problems of this environment, ``[]`` when it is fine.
 
@@ -122,8 +129,10 @@ def check(
     ``RUNNING_ENV``); ``location``: the database's ``ir_attachment.location``; ``kind``:
     the platform's store kind (``s3``/``swift``) when recorded; ``installed_kinds``: the
     store kinds whose addon is installed, when known; ``db_name``: to render ``{db}`` in
-    a bucket or container name. prod, integration and test get every rule; dev, labs
-    and other names only "never production's bucket, container or prefix"."""
+    a bucket or container name; ``limit_time_real``: Odoo's limit of a request's real
+    time when a worker enforces it (prefork), which a slow store must fail before.
+    prod, integration and test get every rule; dev, labs and other names only "never
+    production's bucket, container or prefix"."""
     env = EnvReader(environ)
     running_env = running_env or env.str("RUNNING_ENV")
     if not running_env:
@@ -154,6 +163,8 @@ def check(
     if which in ("prod", "integration", "test"):
         problems += _check_sessions(env, which)
         problems += _check_attachments(env, which, location, store_kind or kind, db_name)
+        if which != "test":
+            problems += _check_store_timing(env, store_kind or kind, limit_time_real, problems)
         return problems
     # dev, labs and any other environment: never production's names
     prefix = env.str("ODOO_SESSION_REDIS_PREFIX", "")
@@ -243,6 +254,35 @@ def _check_store(env, kind, db_name, named=()):
             named.add(error.variable)
             problems.append(Problem.of(error))
     return problems
+
+
+def _check_store_timing(env, kind, limit_time_real, problems):
+    """A store that answers just before its timeouts must still fail a request before
+    Odoo's ``limit_time_real`` kills the worker: then the user gets a clear error and
+    the log names the store, instead of a bare 502 and a killed worker."""
+    if kind is None or not limit_time_real or limit_time_real <= 0:
+        return []
+    try:
+        settings, _errors = read_settings(kind, env)
+    except ImportError:
+        return []
+    named = {p.variable for p in problems}
+    if settings is None or named.intersection(settings.timing_variables):
+        return []  # a bad value is already a problem of its own
+    worst = settings.worst_write_seconds()
+    if worst < limit_time_real:
+        return []
+    connect, read, attempts = settings.timing_variables
+    return [
+        Problem(
+            read,
+            f"with {connect}={settings.connect_timeout:g}, {read}={settings.read_timeout:g}"
+            f" and {attempts}={settings.max_attempts}, a slow store can hold an attachment"
+            f" write for {worst:g} s, not less than Odoo's limit_time_real of"
+            f" {limit_time_real:g} s, which kills the worker first; lower them or raise"
+            " limit_time_real",
+        )
+    ]
 
 
 def _check_container(env, kind, which, db_name):
@@ -342,6 +382,7 @@ def check_database(
     installed_kinds=None,
     db_name=None,
     probes=None,
+    limit_time_real=None,
 ):
     """:func:`check` for a database's recorded settings (``cloud.platform.kind``,
     ``ir_attachment.location``, the installed store addons), plus :func:`probe` when
@@ -363,6 +404,7 @@ def check_database(
         kind=kind,
         installed_kinds=installed_kinds,
         db_name=db_name,
+        limit_time_real=limit_time_real,
     )
     which = environment_kind(running_env)
     if (enabled if probes is None else probes) and which not in (None, "dev", "labs"):

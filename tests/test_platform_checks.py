@@ -333,6 +333,54 @@ def test_every_bad_store_value_is_named_once_and_at_once():
     assert [p.variable for p in problems] == ["ir_attachment.location", "AWS_READ_TIMEOUT"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "extra", "worst"),
+    [
+        # 2 calls x (3 attempts x (5 + 10) s + botocore's back-off of at most 1 + 2 s)
+        ("s3", {}, 96),
+        # 2 x (3 x 15 + 0.5 + 1) + one keystone authentication of 10 s
+        ("swift", {}, 103),
+        # v1 authenticates with (connect, read): 15 s
+        ("swift", {"SWIFT_AUTH_URL": "https://auth.example.net/auth/v1.0"}, 108),
+        ("s3", {"AWS_READ_TIMEOUT": "30"}, 216),
+        ("s3", {"AWS_MAX_ATTEMPTS": "1", "AWS_CONNECT_TIMEOUT": "2"}, 24),
+    ],
+)
+def test_store_worst_write_below_limit_time_real(kind, extra, worst):
+    from stateless_odoo.storage import read_settings
+
+    variables = {**good("prod", kind), **extra}
+    settings, errors = read_settings(kind, variables)
+    assert errors == []
+    assert settings.worst_write_seconds() == worst
+    # Odoo's default limit_time_real is 120 s: the defaults fit, with room to spare
+    expected = [] if worst < 120 else [settings.timing_variables[1]]
+    problems = check(variables, location=kind, limit_time_real=120)
+    assert [p.variable for p in problems] == expected
+    if expected:
+        (problem,) = problems
+        assert f"for {worst} s, not less than Odoo's limit_time_real of 120 s" in str(problem)
+        assert all(name in str(problem) for name in settings.timing_variables)
+
+
+def test_store_timing_is_checked_only_where_a_worker_kills_slow_requests():
+    variables = {**good("prod", "s3"), "AWS_READ_TIMEOUT": "30"}
+    # threaded server (no limit) and test (attachments in the database): no problem
+    assert check(variables, location="s3", limit_time_real=None) == []
+    assert check(variables, location="s3", limit_time_real=0) == []
+    test_env = {**good("test"), "AWS_READ_TIMEOUT": "30", **S3, "AWS_BUCKETNAME": "x"}
+    assert check(test_env, location="db", limit_time_real=120) == []
+    # integration too; a lower limit refuses the defaults
+    (problem,) = check(good("integration", "swift"), location="swift", limit_time_real=60)
+    assert problem.variable == "SWIFT_READ_TIMEOUT"
+    assert "103 s" in problem.message and "60 s" in problem.message
+    # a bad value is named once, as itself
+    variables["AWS_READ_TIMEOUT"] = "soon"
+    problems = check(variables, location="s3", limit_time_real=120)
+    assert [p.variable for p in problems] == ["AWS_READ_TIMEOUT"]
+    assert "'soon'" in problems[0].message
+
+
 def test_a_good_store_configuration_has_no_problem():
     for kind in ("s3", "swift"):
         assert check(good("prod", kind), location=kind) == []

@@ -154,7 +154,9 @@ class IrAttachment(models.Model):
             self._object_storage_mark_now(url)
         store, key = stores.locate(url)
         try:
-            if not store.exists(key):  # content addressed: the same content once
+            # content addressed: the same content once; newest, since a replica may
+            # not know yet that a garbage collection deleted it a moment ago
+            if not store.exists(key, newest=True):
                 store.put(key, bin_value, content_type=self.env.context.get("stateless_mimetype"))
         except StatelessOdooError as exc:
             _logger.error("attachment content not stored: %s", exc)

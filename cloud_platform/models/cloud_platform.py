@@ -36,6 +36,14 @@ def running_env():
     return config.get("running_env") or os.environ.get("RUNNING_ENV") or None
 
 
+def limit_time_real():
+    """Odoo's real-time limit of a request when a worker enforces it (prefork), else
+    ``None``: a threaded server never kills a slow request."""
+    if not config.get("workers"):
+        return None
+    return config.get("limit_time_real") or None
+
+
 def serving():
     """Is this database being loaded to be served (HTTP or crons) by an Odoo server?
 
@@ -79,6 +87,7 @@ class CloudPlatform(models.AbstractModel):
             installed_kinds=self.env["ir.attachment"]._object_storage_kinds(),
             db_name=self.env.cr.dbname,
             probes=probes,
+            limit_time_real=limit_time_real(),
         )
 
     @api.model

@@ -555,13 +555,31 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
                 changed(integration, ODOO_CLOUD_PLATFORM_UNSAFE="maybe"),
                 ["ODOO_CLOUD_PLATFORM_UNSAFE"],
             ),
+            # a store slower than limit_time_real matters where workers enforce it
+            "timing-threaded": (changed(integration, AWS_READ_TIMEOUT="30"), None),
+            "timing-prefork": (
+                changed(integration, AWS_READ_TIMEOUT="30"),
+                [
+                    "AWS_READ_TIMEOUT: with AWS_CONNECT_TIMEOUT=5, AWS_READ_TIMEOUT=30 and"
+                    " AWS_MAX_ATTEMPTS=3, a slow store can hold an attachment write for"
+                    " 216 s, not less than Odoo's limit_time_real of 120 s"
+                ],
+                "--workers=2",
+                "--limit-time-real=120",
+            ),
+            "good-prefork": (integration, None, "--workers=2", "--limit-time-real=120"),
         }
 
         def serve(item):
-            name, (variables, _expected) = item
+            name, (variables, _expected, *args) = item
             log_path = os.path.join(self.logs, f"server-{name}.log")
             command = testing.odoo_command(
-                odoo, "-d", self.db, f"--db-filter=^{self.db}$", f"--data-dir={self.data_dir}"
+                odoo,
+                "-d",
+                self.db,
+                f"--db-filter=^{self.db}$",
+                f"--data-dir={self.data_dir}",
+                *args,
             )
             with testing.OdooServer(
                 command,
@@ -579,7 +597,7 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
 
         with ThreadPoolExecutor(len(cases)) as pool:
             results = dict(pool.map(serve, cases.items()))
-        for name, (_variables, expected) in cases.items():
+        for name, (_variables, expected, *_args) in cases.items():
             status, log = results[name]
             with self.subTest(case=name):
                 if expected is None:

@@ -44,18 +44,24 @@ def build_store(kind, environ=None, *, db_name=None, read_only=False):
     raise ConfigError("storage kind", f"{kind!r} is not one of: {', '.join(KINDS)}")
 
 
-def config_errors(kind, environ=None, *, db_name=None):
-    """Every :class:`ConfigError` of the ``kind`` store's configuration, read as
-    :func:`build_store` reads it (the same parsing) but without building the store: no
-    client, no connection. ``[]`` when :func:`build_store` would succeed. A bucket or
-    container name holding ``{db}`` is checked only when ``db_name`` is given."""
+def read_settings(kind, environ=None):
+    """``(settings, errors)`` of the ``kind`` store, read from the environment without
+    building the store: the settings are ``None`` when a variable is bad."""
     if kind == "s3":
         from .s3 import S3Settings as settings_class
     elif kind == "swift":
         from .swift import SwiftSettings as settings_class
     else:
         raise ConfigError("storage kind", f"{kind!r} is not one of: {', '.join(KINDS)}")
-    settings, errors = settings_class.read_env(environ)
+    return settings_class.read_env(environ)
+
+
+def config_errors(kind, environ=None, *, db_name=None):
+    """Every :class:`ConfigError` of the ``kind`` store's configuration, read as
+    :func:`build_store` reads it (the same parsing) but without building the store: no
+    client, no connection. ``[]`` when :func:`build_store` would succeed. A bucket or
+    container name holding ``{db}`` is checked only when ``db_name`` is given."""
+    settings, errors = read_settings(kind, environ)
     if settings is None:
         return errors
     if db_name is None and "{db}" in settings.container_template:

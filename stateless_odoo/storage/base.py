@@ -42,7 +42,39 @@ class ConfigErrors:
 
 
 class EnvSettings:
-    """Settings whose ``read_env(environ)`` returns ``(settings or None, errors)``."""
+    """Settings whose ``read_env(environ)`` returns ``(settings or None, errors)``.
+
+    A store's settings also have ``connect_timeout``, ``read_timeout`` and
+    ``max_attempts``, and say how long their client sleeps before a retry
+    (``backoff_seconds``): from them, :meth:`worst_write_seconds` is the longest a slow
+    store can hold a request that stores one attachment.
+    """
+
+    #: the variables of the timeouts and attempts, named in the checks' problems
+    timing_variables = ()
+
+    def backoff_seconds(self, retry):
+        """The longest sleep before retry number ``retry`` (1, 2, ...)."""
+        raise NotImplementedError
+
+    def auth_seconds(self):
+        """The longest an authentication takes before it fails (0: no separate one)."""
+        return 0.0
+
+    def worst_call_seconds(self):
+        """The longest one store call takes when every attempt waits out its connect
+        and read timeouts, with the client's back-off between attempts."""
+        attempts = self.max_attempts
+        return attempts * (self.connect_timeout + self.read_timeout) + sum(
+            self.backoff_seconds(retry) for retry in range(1, attempts)
+        )
+
+    def worst_write_seconds(self):
+        """The longest an attachment write holds a request: the deduplication HEAD
+        and the PUT (below the multipart threshold), each answered just before its
+        timeouts, plus one authentication. A store that hangs fails at the first
+        call instead, after :meth:`worst_call_seconds`."""
+        return 2 * self.worst_call_seconds() + self.auth_seconds()
 
     @classmethod
     def from_env(cls, environ=None):
@@ -268,8 +300,13 @@ class ObjectStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def head(self, key):
-        """Return the :class:`ObjectInfo` of ``key``; raise ObjectNotFound if absent."""
+    def head(self, key, *, newest=False):
+        """Return the :class:`ObjectInfo` of ``key``; raise ObjectNotFound if absent.
+
+        ``newest``: the answer must reflect the latest write or delete, on a store
+        whose reads may be served by a stale replica (Swift); the deduplication of
+        writes asks for it, so that content deleted a moment ago is not taken as
+        present."""
 
     @abc.abstractmethod
     def delete_many(self, keys):
@@ -304,9 +341,9 @@ class ObjectStore(abc.ABC):
         with self.open(key) as reader:
             return reader.readall()
 
-    def exists(self, key):
+    def exists(self, key, *, newest=False):
         try:
-            self.head(key)
+            self.head(key, newest=newest)
         except ObjectNotFound:
             return False
         return True

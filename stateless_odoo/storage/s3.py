@@ -80,7 +80,7 @@ class S3Settings(EnvSettings):
     AWS_KEY_PREFIX             prefix of every object key (e.g. ``odoo/``)
     AWS_SERVER_SIDE_ENCRYPTION ``AES256`` or ``aws:kms`` (+ AWS_SSE_KMS_KEY_ID)
     AWS_CONNECT_TIMEOUT        seconds (default 5)
-    AWS_READ_TIMEOUT           seconds (default 30)
+    AWS_READ_TIMEOUT           seconds (default 10)
     AWS_MAX_ATTEMPTS           attempts per call, retries included (default 3)
     AWS_MULTIPART_THRESHOLD    size from which uploads are multipart (default 16M)
     AWS_MULTIPART_CHUNKSIZE    part size (default 8M, at least 5M)
@@ -98,11 +98,17 @@ class S3Settings(EnvSettings):
     sse: str | None = None
     sse_kms_key_id: str | None = None
     connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    read_timeout: float = 10.0
     max_attempts: int = 3
     multipart_threshold: int = 16 * 1024 * 1024
     multipart_chunksize: int = 8 * 1024 * 1024
     max_pool_connections: int = 16
+
+    timing_variables = ("AWS_CONNECT_TIMEOUT", "AWS_READ_TIMEOUT", "AWS_MAX_ATTEMPTS")
+
+    def backoff_seconds(self, retry):
+        # botocore's "standard" retry mode: random(0, 1) * 2 ** (retry - 1), at most 20
+        return min(2 ** (retry - 1), 20)
 
     @classmethod
     def read_env(cls, environ=None):
@@ -143,7 +149,7 @@ class S3Settings(EnvSettings):
             sse=sse,
             sse_kms_key_id=kms_key,
             connect_timeout=errors.read(env.seconds, "AWS_CONNECT_TIMEOUT", 5.0),
-            read_timeout=errors.read(env.seconds, "AWS_READ_TIMEOUT", 30.0),
+            read_timeout=errors.read(env.seconds, "AWS_READ_TIMEOUT", 10.0),
             max_attempts=errors.read(env.int, "AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=20),
             multipart_threshold=errors.read(
                 env.size, "AWS_MULTIPART_THRESHOLD", 16 * 1024 * 1024, minimum=5 * 1024 * 1024
@@ -411,7 +417,8 @@ class S3Store(ObjectStore):
             read_all=body.read,
         )
 
-    def head(self, key):
+    def head(self, key, *, newest=False):
+        # S3 reads are strongly consistent: every HEAD sees the latest write or delete
         try:
             answer = self.client.head_object(Bucket=self.container, Key=self._full_key(key))
         except _BOTO_ERRORS as exc:

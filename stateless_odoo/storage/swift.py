@@ -55,6 +55,9 @@ swift_client.logger_settings["reveal_sensitive_prefix"] = 0
 DELETE_BATCH = 1000
 #: chunk size of streamed uploads
 UPLOAD_CHUNK = 64 * 1024
+# back-off between attempts: the first sleep, doubled at each retry up to the last
+BACKOFF_START = 0.5
+BACKOFF_MAX = 4
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class SwiftSettings(EnvSettings):
                                ``Temp-URL-Key`` metadata)
     SWIFT_KEY_PREFIX           prefix of every object name
     SWIFT_CONNECT_TIMEOUT      seconds (default 5)
-    SWIFT_READ_TIMEOUT         seconds (default 30)
+    SWIFT_READ_TIMEOUT         seconds (default 10)
     SWIFT_MAX_ATTEMPTS         attempts per call, retries included (default 3)
     ========================== ======================================================
     """
@@ -95,8 +98,21 @@ class SwiftSettings(EnvSettings):
     temp_url_key: Secret | None = field(default=None, repr=False)
     key_prefix: str = ""
     connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    read_timeout: float = 10.0
     max_attempts: int = 3
+
+    timing_variables = ("SWIFT_CONNECT_TIMEOUT", "SWIFT_READ_TIMEOUT", "SWIFT_MAX_ATTEMPTS")
+
+    def backoff_seconds(self, retry):
+        # swiftclient's and _put_bytes' back-off: 0.5 s, doubled, at most 4 s
+        return min(BACKOFF_START * 2 ** (retry - 1), BACKOFF_MAX)
+
+    def auth_seconds(self):
+        # v1: one GET with (connect, read); keystone: one POST with keystoneauth1's
+        # single timeout, the read timeout (it does not retry by default)
+        if self.auth_version == "1":
+            return self.connect_timeout + self.read_timeout
+        return self.read_timeout
 
     @classmethod
     def read_env(cls, environ=None):
@@ -140,7 +156,7 @@ class SwiftSettings(EnvSettings):
             temp_url_key=env.secret("SWIFT_TEMP_URL_KEY"),
             key_prefix=env.str("SWIFT_KEY_PREFIX", ""),
             connect_timeout=errors.read(env.seconds, "SWIFT_CONNECT_TIMEOUT", 5.0),
-            read_timeout=errors.read(env.seconds, "SWIFT_READ_TIMEOUT", 30.0),
+            read_timeout=errors.read(env.seconds, "SWIFT_READ_TIMEOUT", 10.0),
             max_attempts=errors.read(env.int, "SWIFT_MAX_ATTEMPTS", 3, minimum=1, maximum=20),
         )
         if errors:
@@ -243,8 +259,8 @@ class _ProcessClients:
             conn = swift_client.Connection(
                 session=self.session,
                 retries=s.max_attempts - 1,
-                starting_backoff=0.5,
-                max_backoff=4,
+                starting_backoff=BACKOFF_START,
+                max_backoff=BACKOFF_MAX,
                 timeout=(s.connect_timeout, s.read_timeout),
                 os_options={"region_name": s.region_name, "endpoint_type": s.interface},
             )
@@ -394,7 +410,7 @@ class SwiftStore(ObjectStore):
         """PUT bytes in one send, retried here: swiftclient cannot rewind bytes and
         gives up after the first failure, while a file object would go in 8 KB blocks."""
         conn = self.connection  # this thread's own: its retries can be changed
-        backoff = 0.5
+        backoff = BACKOFF_START
         for attempt in range(1, self.settings.max_attempts + 1):
             saved, conn.retries = conn.retries, 0
             try:
@@ -408,7 +424,7 @@ class SwiftStore(ObjectStore):
             finally:
                 conn.retries = saved
             time.sleep(backoff)
-            backoff = min(backoff * 2, 4)
+            backoff = min(backoff * 2, BACKOFF_MAX)
         raise AssertionError("unreachable")
 
     def open(self, key, *, chunk_size=CHUNK_SIZE, byte_range=None):
@@ -439,9 +455,12 @@ class SwiftStore(ObjectStore):
             read_all=body.read,
         )
 
-    def head(self, key):
+    def head(self, key, *, newest=False):
+        # X-Newest: the proxy asks every replica and answers with the latest, instead
+        # of the first replica's answer, which may predate a DELETE
+        extra = {"headers": {"X-Newest": "true"}} if newest else {}
         try:
-            headers = self.connection.head_object(self.container, self._full_key(key))
+            headers = self.connection.head_object(self.container, self._full_key(key), **extra)
         except self._ERRORS as exc:
             raise self._error(exc, "head", key) from exc
         return _info(key, headers)
