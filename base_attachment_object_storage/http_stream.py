@@ -89,7 +89,10 @@ class ObjectStream(Stream):
             if mode == "stream":
                 res = self._streamed(store, key, as_attachment, immutable)
             else:
-                url = store.presigned_get_url(
+                from .models.ir_attachment import presigned_urls
+
+                url = presigned_urls(self._settings).get(
+                    store,
                     key,
                     expires=self._settings.url_expiration,
                     filename=self.download_name,

@@ -18,6 +18,7 @@ import json
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 from .config import EnvReader
@@ -98,6 +99,7 @@ class AttachmentSettings:
     migration_threads: int = 8
     cache_size: int = 64 * 1024 * 1024
     cache_max_object: int = 1024 * 1024
+    url_cache: int = 4096
 
     @classmethod
     def from_env(cls, environ=None):
@@ -122,6 +124,7 @@ class AttachmentSettings:
             ),
             cache_size=env.size("ODOO_ATTACHMENT_CACHE_SIZE", 64 * 1024 * 1024, minimum=0),
             cache_max_object=env.size("ODOO_ATTACHMENT_CACHE_MAX_OBJECT", 1024 * 1024, minimum=0),
+            url_cache=env.int("ODOO_ATTACHMENT_URL_CACHE", 4096, minimum=0),
         )
 
 
@@ -171,6 +174,52 @@ class ObjectCache:
             data = self._items.pop(url, None)
             if data is not None:
                 self._bytes -= len(data)
+
+
+class PresignedUrls:
+    """A per-process cache of the presigned (S3) or temporary (Swift) URLs of the
+    redirect and X-Accel-Redirect modes: signing one costs about a millisecond with
+    botocore, a third of what the whole 302 otherwise costs.
+
+    A URL is handed out again while more than half of its lifetime is left, so every URL
+    given stays valid for at least ``expires / 2`` seconds (less the second the stores
+    round their signing time down to). It is keyed by everything it encodes (store,
+    key, lifetime, file name, type, inline); it names no user. Only code that passed
+    Odoo's access check for the record asks for one, and the URL then gives the object
+    to whoever holds it, exactly as a fresh one would. ``max_items`` 0 disables it.
+    """
+
+    def __init__(self, max_items, clock=time.monotonic):
+        self.max_items = max_items
+        self._clock = clock
+        self._items = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, store, key, *, expires, filename=None, content_type=None, inline=False):
+        def sign():
+            return store.presigned_get_url(
+                key, expires=expires, filename=filename, content_type=content_type, inline=inline
+            )
+
+        if not self.max_items:
+            return sign()
+        cache_key = (store.name, key, expires, filename, content_type, inline)
+        now = self._clock()
+        with self._lock:
+            entry = self._items.get(cache_key)
+            if entry is not None and now < entry[1]:
+                self._items.move_to_end(cache_key)
+                self.hits += 1
+                return entry[0]
+            self.misses += 1
+        url = sign()  # outside the lock: other threads are not held up by a signature
+        with self._lock:
+            self._items[cache_key] = (url, now + expires / 2)
+            self._items.move_to_end(cache_key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+        return url
 
 
 def namespace(db_name):

@@ -1,12 +1,16 @@
 """The attachment rules, keys and stores (Odoo-free), against the real Swift."""
 
+import time
+
 import pytest
+import requests
 
 from stateless_odoo.attachments import (
     AttachmentSettings,
     AttachmentStores,
     KeepInDatabase,
     ObjectCache,
+    PresignedUrls,
     StorageDisabled,
     find_update_module,
     object_key,
@@ -80,6 +84,59 @@ def test_object_cache_is_a_bounded_lru():
     off = ObjectCache(0, 1024)
     off.put("a", b"1")
     assert off.get("a") is None
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_presigned_urls_are_reused_for_half_their_lifetime(kind, make_fresh_store, services):
+    extra = {"SWIFT_TEMP_URL_KEY": services["TEST_SWIFT_TEMP_URL_KEY"]} if kind == "swift" else {}
+    store = make_fresh_store(kind, **extra)
+    store.put("ab/doc", b"content")
+    clock = _Clock()
+    urls = PresignedUrls(2, clock=clock)
+    first = urls.get(store, "ab/doc", expires=60, filename="a.pdf", content_type="application/pdf")
+    clock.now += 29.9
+    again = urls.get(store, "ab/doc", expires=60, filename="a.pdf", content_type="application/pdf")
+    assert again == first and (urls.hits, urls.misses) == (1, 1)
+    # whatever the URL encodes is in the key: another name, type or disposition is
+    # another URL
+    other = urls.get(store, "ab/doc", expires=60, filename="b.pdf", content_type="application/pdf")
+    inline = urls.get(
+        store, "ab/doc", expires=60, filename="a.pdf", content_type="application/pdf", inline=True
+    )
+    assert len({first, other, inline}) == 3
+    answer = requests.get(other, timeout=10)
+    assert answer.content == b"content" and "b.pdf" in answer.headers["Content-Disposition"]
+    # bounded: two kept, the least recent (first) went
+    assert len(urls._items) == 2
+    clock.now += 0.2  # past half the lifetime of the first: a new signature
+    assert (urls.hits, urls.misses) == (1, 3)
+    urls.get(store, "ab/doc", expires=60, filename="a.pdf", content_type="application/pdf")
+    assert urls.misses == 4
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_a_reused_presigned_url_is_still_valid(kind, make_fresh_store, services):
+    # real time: a URL handed out at the end of its reuse window still works
+    extra = {"SWIFT_TEMP_URL_KEY": services["TEST_SWIFT_TEMP_URL_KEY"]} if kind == "swift" else {}
+    store = make_fresh_store(kind, **extra)
+    store.put("ab/doc", b"content")
+    urls = PresignedUrls(16)
+    first = urls.get(store, "ab/doc", expires=4)
+    time.sleep(1.9)
+    assert urls.get(store, "ab/doc", expires=4) == first
+    assert requests.get(first, timeout=10).content == b"content"
+    time.sleep(0.2)
+    assert urls.get(store, "ab/doc", expires=4) != first
+    off = PresignedUrls(0)
+    assert off.get(store, "ab/doc", expires=60) and not off._items
 
 
 def test_keys_are_content_addressed_per_database():

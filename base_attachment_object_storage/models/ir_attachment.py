@@ -22,6 +22,7 @@ from stateless_odoo.attachments import (
     AttachmentStores,
     KeepInDatabase,
     ObjectCache,
+    PresignedUrls,
     find_update_module,
     is_object_url,
 )
@@ -43,6 +44,7 @@ _LOCAL_FNAME = re.compile(r"[0-9a-f]{2}/([0-9a-f]{40})")
 _stores = {}
 _stores_lock = threading.Lock()
 _caches = {}
+_url_caches = {}
 
 
 def attachment_stores(kind, db_name, settings):
@@ -68,6 +70,15 @@ def object_cache(settings):
             cache = _caches.setdefault(
                 cache_key, ObjectCache(settings.cache_size, settings.cache_max_object)
             )
+    return cache
+
+
+def presigned_urls(settings):
+    """The process's cache of presigned URLs (ODOO_ATTACHMENT_URL_CACHE)."""
+    cache = _url_caches.get(settings.url_cache)
+    if cache is None:
+        with _stores_lock:
+            cache = _url_caches.setdefault(settings.url_cache, PresignedUrls(settings.url_cache))
     return cache
 
 

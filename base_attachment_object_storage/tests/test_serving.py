@@ -77,12 +77,18 @@ class TestServing(ObjectStorageMixin, HttpCase):
                 self.assertEqual(fetched.status_code, 200)
                 self.assertEqual(fetched.content, self.data)
                 self.assertIn("attachment", fetched.headers["Content-Disposition"])
-        # a user who cannot read the record gets no URL
+                # the process reuses the signed URL (for half its lifetime)
+                again = self.url_open(self.url(att, download=True), allow_redirects=False)
+                self.assertEqual(again.headers["Location"], location)
+                inline = self.url_open(self.url(att), allow_redirects=False)
+                self.assertNotEqual(inline.headers["Location"], location)
+        # a user who cannot read the record gets no URL, not even the one the process
+        # keeps for it: the access check comes first
         private = self.attachments["s3"]
         private.write({"res_model": "res.users", "res_id": self.env.ref("base.user_admin").id})
         self.authenticate(None, None)
         with self.environ(ODOO_ATTACHMENT_SERVING="redirect"):
-            res = self.url_open(self.url(private), allow_redirects=False)
+            res = self.url_open(self.url(private, download=True), allow_redirects=False)
         self.assertNotEqual(res.status_code, 302)
         self.assertNotIn("Location", res.headers)
 
