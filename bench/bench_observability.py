@@ -41,38 +41,7 @@ import bench_sessions as bs
 from stateless_odoo.testing import StatsdServer
 
 GOAL = 0.97
-#: alternating load windows per mode, per workload and round
-WINDOWS = 5
 ALL_LOAD = "base,web,logging_json,monitoring_statsd,monitoring_prometheus"
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu(root_pid):
-    """CPU seconds (user + system) of ``root_pid``, its live descendants, and the
-    children it has reaped (Odoo recycles workers)."""
-    parents, times = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        parents[pid] = int(fields[1])
-        # utime, stime, cutime, cstime (fields 14-17 of stat)
-        times[pid] = [int(value) for value in fields[11:15]]
-    total = 0
-    for pid, (utime, stime, cutime, cstime) in times.items():
-        ancestor = pid
-        while ancestor not in (root_pid, 0, 1) and ancestor in parents:
-            ancestor = parents[ancestor]
-        if ancestor == root_pid:
-            total += utime + stime + cutime + cstime
-    return total / _TICK
 
 
 def scraper(url, stop, scrapes, interval):
@@ -231,7 +200,7 @@ def main():
         modes["all"] = modes["none"]
     results = {(mode, w): [] for mode in modes for w in bs.WORKLOADS}
     log_sizes = {}
-    window = args.seconds / WINDOWS
+    window = args.seconds / bs.WINDOWS
     try:
         with contextlib.ExitStack() as stack:
             servers = {}
@@ -265,12 +234,12 @@ def main():
                     for _proc, url, sid, _log in servers.values():
                         bs.load(url, sid, 1, args.clients, workload)  # warm up
                     # short windows, alternating: both modes see the same machine
-                    for step in range(WINDOWS * 2):
+                    for step in range(bs.WINDOWS * 2):
                         mode = list(modes)[(step + round_) % 2]
                         proc, url, sid, _log = servers[mode]
-                        cpu_before = tree_cpu(proc.pid)
+                        cpu_before = bs.tree_cpu(proc.pid)
                         result = bs.load(url, sid, window, args.clients, workload)
-                        totals[mode]["cpu"] += tree_cpu(proc.pid) - cpu_before
+                        totals[mode]["cpu"] += bs.tree_cpu(proc.pid) - cpu_before
                         totals[mode]["count"] += result["count"]
                         totals[mode]["seconds"] += result["count"] / result["rps"]
                     for mode, total in totals.items():
@@ -306,7 +275,7 @@ def main():
 
     print(
         f"\nauthenticated JSON-RPC, prefork 2 workers each, {args.clients} clients,"
-        f" {args.seconds:g} s per mode in {WINDOWS} alternating windows x {args.rounds} rounds,"
+        f" {args.seconds:g} s per mode in {bs.WINDOWS} alternating windows x {args.rounds} rounds,"
         f" medians; statsd packets received: {sink.packets}; /metrics scraped every"
         f" {args.scrape_interval:g} s: {len(scrapes)} scrapes, median"
         f" {statistics.median(scrapes or [0]) * 1000:.1f} ms;"

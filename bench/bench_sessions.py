@@ -1,16 +1,24 @@
 """Authenticated JSON-RPC requests per second: Redis sessions against file sessions.
 
-One real Odoo 18 in prefork mode (2 workers) with ``--load=base,web,session_redis``,
-started twice per round on the same database: once with ``ODOO_SESSION_REDIS=0`` (Odoo's
-file store in its data_dir), once with ``ODOO_SESSION_REDIS=1`` (the harness's Redis).
-Each run logs in, then C client threads call ``/web/dataset/call_kw`` for D seconds for
-each workload of WORKLOADS (the lightest call, and a list view's read of 80 partners).
-Rounds alternate the order; medians count.
+Two real Odoo 18 servers in prefork mode (2 workers each) with
+``--load=base,web,session_redis`` on the same database, running side by side: ``file``
+with ``ODOO_SESSION_REDIS=0`` (Odoo's file store in its own data_dir), ``redis`` with
+``ODOO_SESSION_REDIS=1`` (the harness's Redis). C client threads call
+``/web/dataset/call_kw`` for each workload of WORKLOADS (the lightest authenticated call,
+where a session store weighs most, and a list view's read of 80 partners), D seconds per
+mode, workload and round, in short windows alternating between the two servers so that
+both see the same machine. Two figures per mode: requests/s, and the CPU time spent per
+request (user + system of the Odoo master, its workers and the workers it reaped, from
+/proc; for ``redis``, plus the Redis server's own CPU in the same windows), which other
+load on a shared machine disturbs much less. Ratios are paired within each round; the
+median of the rounds counts. Goal: redis/file >= 0.95 in requests/s.
 
     ./dev bench sessions [--seconds 10] [--clients 4] [--rounds 3]
+    BENCH_AA=1 ./dev bench sessions     # both servers with file sessions: the noise
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -28,6 +36,37 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import odoo_tier  # noqa: E402
 
 GOAL = 0.95
+#: alternating load windows per mode, per workload and round
+WINDOWS = 5
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(root_pid):
+    """CPU seconds (user + system) of ``root_pid``, its live descendants, and the
+    children it has reaped (Odoo recycles workers)."""
+    parents, times = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        parents[pid] = int(fields[1])
+        # utime, stime, cutime, cstime (fields 14-17 of stat)
+        times[pid] = [int(value) for value in fields[11:15]]
+    total = 0
+    for pid, (utime, stime, cutime, cstime) in times.items():
+        ancestor = pid
+        while ancestor not in (root_pid, 0, 1) and ancestor in parents:
+            ancestor = parents[ancestor]
+        if ancestor == root_pid:
+            total += utime + stime + cutime + cstime
+    return total / _TICK
 
 
 def odoo_command(python, odoo_root, db, *extra):
@@ -177,6 +216,15 @@ def load(url, sid, seconds, clients, workload):
     }
 
 
+def redis_server_pid(services):
+    """The harness's Redis server (the one TEST_REDIS_URL names), from its pidfile."""
+    pidfile = Path(services["STATELESS_SERVICES_DIR"]) / "run" / "redis.pid"
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        sys.exit(f"bench: no Redis pid in {pidfile}: is the harness up (./dev up)?")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
@@ -190,26 +238,20 @@ def main():
     _major, version, odoo_root = found
     odoo_tier.ensure_core_dependencies(python)
     services = odoo_tier.services_env()
+    redis_pid = redis_server_pid(services)
     db = f"bench_sessions_{os.getpid()}"
-    base_env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(odoo_tier._CONTRACT)}
+    base_env["PYTHONPATH"] = str(ROOT)
     print(f"bench: Odoo {version}, database {db}: installing web ...", flush=True)
     subprocess.run(
         odoo_command(
-            python,
-            odoo_root,
-            db,
-            "-i",
-            "web",
-            "--without-demo",
-            "all",
-            "--stop-after-init",
-            "--log-level",
-            "warn",
+            python, odoo_root, db, "-i", "web", "--without-demo", "all", "--stop-after-init",
+            "--log-level", "warn",
         ),
         env=base_env,
         check=True,
         stdout=subprocess.DEVNULL,
-    )
+    )  # fmt: skip
     modes = {
         "file": {"ODOO_SESSION_REDIS": "0"},
         "redis": {
@@ -218,69 +260,108 @@ def main():
             "ODOO_SESSION_REDIS_PREFIX": db,
         },
     }
+    aa = bool(os.environ.get("BENCH_AA"))
+    if aa:
+        modes["redis"] = modes["file"]  # a check of the method: A/A
     results = {(mode, w): [] for mode in modes for w in WORKLOADS}
-    seeded = False
+    window = args.seconds / WINDOWS
     try:
-        for round_ in range(args.rounds):
-            order = list(modes) if round_ % 2 == 0 else list(reversed(modes))
-            for mode in order:
-                with tempfile.TemporaryDirectory(prefix="bench-odoo-") as data_dir:
-                    proc, url = start_odoo(
-                        python, odoo_root, db, {**base_env, **modes[mode]}, data_dir
-                    )
-                    try:
-                        sid = login(url, db)
-                        if not seeded:
-                            seed_partners(url, sid)
-                            seeded = True
-                        for workload in WORKLOADS:
-                            load(url, sid, 2, args.clients, workload)  # warm up
-                            result = load(url, sid, args.seconds, args.clients, workload)
-                            results[(mode, workload)].append(result)
-                            print(
-                                f"  round {round_ + 1} {mode:<6} {workload:<5}"
-                                f" {result['rps']:7.1f} req/s  p50 {result['p50']:6.1f} ms"
-                                f"  p95 {result['p95']:6.1f} ms",
-                                flush=True,
-                            )
-                    finally:
-                        proc.terminate()
-                        proc.wait(30)
+        with contextlib.ExitStack() as stack:
+            servers = {}
+            for mode, extra_env in modes.items():
+                data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-odoo-"))
+                proc, url = start_odoo(python, odoo_root, db, {**base_env, **extra_env}, data_dir)
+                stack.callback(proc.wait, 30)
+                stack.callback(proc.terminate)
+                servers[mode] = (proc, url, login(url, db), data_dir)
+            seed_partners(servers["file"][1], servers["file"][2])
+            sessions_dir = Path(servers["file"][3]) / "sessions"
+            if not any(sessions_dir.rglob("*")):
+                sys.exit(f"bench: no session file in {sessions_dir}: are sessions on disk?")
+            if not aa and any((Path(servers["redis"][3]) / "sessions").rglob("*")):
+                sys.exit("bench: the redis server wrote session files: is session_redis on?")
+            for round_ in range(args.rounds):
+                for workload in WORKLOADS:
+                    totals = {
+                        mode: {"count": 0, "seconds": 0.0, "cpu": 0.0, "redis": 0.0, "p50": []}
+                        for mode in modes
+                    }
+                    for _proc, url, sid, _dir in servers.values():
+                        load(url, sid, 1, args.clients, workload)  # warm up
+                    # short windows, alternating: both modes see the same machine
+                    for step in range(WINDOWS * 2):
+                        mode = list(modes)[(step + round_) % 2]
+                        proc, url, sid, _dir = servers[mode]
+                        before = tree_cpu(proc.pid), tree_cpu(redis_pid)
+                        result = load(url, sid, window, args.clients, workload)
+                        after = tree_cpu(proc.pid), tree_cpu(redis_pid)
+                        total = totals[mode]
+                        total["cpu"] += after[0] - before[0]
+                        total["redis"] += after[1] - before[1]
+                        total["count"] += result["count"]
+                        total["seconds"] += result["count"] / result["rps"]
+                        total["p50"].append(result["p50"])
+                    for mode, total in totals.items():
+                        odoo_ms = total["cpu"] * 1000 / total["count"]
+                        redis_ms = total["redis"] * 1000 / total["count"] if mode == "redis" else 0
+                        result = {
+                            "rps": total["count"] / total["seconds"],
+                            "p50": statistics.median(total["p50"]),
+                            "odoo_ms": odoo_ms,
+                            "redis_ms": redis_ms,
+                            "cpu_ms": odoo_ms + redis_ms,
+                        }
+                        results[(mode, workload)].append(result)
+                        print(
+                            f"  round {round_ + 1} {mode:<6} {workload:<5}"
+                            f" {result['rps']:7.1f} req/s  p50 {result['p50']:6.1f} ms"
+                            f"  CPU {odoo_ms:5.2f} + Redis {redis_ms:4.2f} ms/request",
+                            flush=True,
+                        )
     finally:
         subprocess.run(
-            [
-                "dropdb",
-                "--if-exists",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                os.environ.get("PGUSER") or odoo_tier.getpass.getuser(),
-                db,
-            ],
+            ["dropdb", "--if-exists", "-h", "127.0.0.1", "-U",
+             os.environ.get("PGUSER") or odoo_tier.getpass.getuser(), db],
             check=False,
-        )
+        )  # fmt: skip
 
     print(
-        f"\nauthenticated JSON-RPC, prefork 2 workers, {args.clients} clients,"
-        f" {args.seconds:g} s x {args.rounds} rounds, medians"
+        f"\nauthenticated JSON-RPC, prefork 2 workers each, side by side, {args.clients}"
+        f" clients, {args.seconds:g} s per mode in {WINDOWS} alternating windows x"
+        f" {args.rounds} rounds, medians{'; A/A: both servers with file sessions' if aa else ''}"
     )
-    print(f"{'workload':<10}{'sessions':<10}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'ratio':>8}")
+    print(
+        f"{'workload':<10}{'sessions':<10}{'req/s':>9}{'p50 ms':>9}{'CPU ms/req':>12}"
+        f"{'Redis ms':>10}{'req/s ratio':>13}{'CPU ratio':>11}"
+    )
     for workload in WORKLOADS:
+        file_runs, redis_runs = results[("file", workload)], results[("redis", workload)]
         median = {
             mode: {
                 k: statistics.median(r[k] for r in results[(mode, workload)])
-                for k in ("rps", "p50", "p95")
+                for k in ("rps", "p50", "odoo_ms", "redis_ms", "cpu_ms")
             }
             for mode in modes
         }
-        ratio = median["redis"]["rps"] / median["file"]["rps"]
+        # each round measured both modes in alternating windows: compare within rounds
+        rps_pairs = sorted(r["rps"] / f["rps"] for r, f in zip(redis_runs, file_runs, strict=True))
+        cpu_pairs = sorted(
+            f["cpu_ms"] / r["cpu_ms"] for r, f in zip(redis_runs, file_runs, strict=True)
+        )
+        ratio, cpu_ratio = statistics.median(rps_pairs), statistics.median(cpu_pairs)
         for mode, m in median.items():
-            shown = f"{ratio:8.2f}" if mode == "redis" else ""
+            shown = f"{ratio:13.3f}{cpu_ratio:11.3f}" if mode == "redis" else ""
             print(
-                f"{workload:<10}{mode:<10}{m['rps']:>9.1f}{m['p50']:>9.1f}{m['p95']:>9.1f}{shown}"
+                f"{workload:<10}{mode:<10}{m['rps']:>9.1f}{m['p50']:>9.1f}"
+                f"{m['odoo_ms']:>12.3f}{m['redis_ms']:>10.3f}{shown}"
             )
         verdict = "met" if ratio >= GOAL else "NOT met"
-        print(f"{workload}: redis/file {ratio:.2f} (goal >= {GOAL}) -> {verdict}")
+        print(
+            f"{workload}: redis/file requests/s {ratio:.3f} (rounds from {rps_pairs[0]:.3f} to"
+            f" {rps_pairs[-1]:.3f}; goal >= {GOAL}) -> {verdict}; CPU per request file/redis"
+            f" {cpu_ratio:.3f} (Odoo + Redis server; rounds from {cpu_pairs[0]:.3f} to"
+            f" {cpu_pairs[-1]:.3f})"
+        )
 
 
 if __name__ == "__main__":
