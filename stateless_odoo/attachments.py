@@ -35,6 +35,7 @@ KEEP_IN_DATABASE_PARAM = "ir_attachment.storage.force.database"
 SERVING_MODES = ("stream", "redirect", "x-accel-redirect")
 
 _DB_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SHA1_RE = re.compile(r"[0-9a-f]{40}")
 
 
 class StorageDisabled(StatelessOdooError):
@@ -100,6 +101,7 @@ class AttachmentSettings:
     cache_size: int = 64 * 1024 * 1024
     cache_max_object: int = 1024 * 1024
     url_cache: int = 4096
+    gc_unnamespaced: bool = False
 
     @classmethod
     def from_env(cls, environ=None):
@@ -125,6 +127,7 @@ class AttachmentSettings:
             cache_size=env.size("ODOO_ATTACHMENT_CACHE_SIZE", 64 * 1024 * 1024, minimum=0),
             cache_max_object=env.size("ODOO_ATTACHMENT_CACHE_MAX_OBJECT", 1024 * 1024, minimum=0),
             url_cache=env.int("ODOO_ATTACHMENT_URL_CACHE", 4096, minimum=0),
+            gc_unnamespaced=env.bool("ODOO_ATTACHMENT_GC_UNNAMESPACED", False),
         )
 
 
@@ -236,6 +239,12 @@ def object_key(db_name, checksum, key_prefix=""):
     return f"{key_prefix}{namespace(db_name)}{checksum[:2]}/{checksum}"
 
 
+def is_unnamespaced_key(key, key_prefix=""):
+    """A key as the older addons of seed 001 wrote it: the content's SHA-1 alone, at the
+    top of the container (after the key prefix), in no database's namespace."""
+    return key.startswith(key_prefix) and _SHA1_RE.fullmatch(key[len(key_prefix) :]) is not None
+
+
 def object_url(scheme, container, key):
     return f"{scheme}://{container}/{key}"
 
@@ -254,12 +263,13 @@ class AttachmentStores:
     deletes there.
     """
 
-    def __init__(self, kind, db_name, environ=None, *, disabled=False):
+    def __init__(self, kind, db_name, environ=None, *, disabled=False, gc_unnamespaced=False):
         if kind not in KINDS:
             raise ConfigError("ir_attachment.location", f"{kind!r} is not one of {KINDS}")
         self.kind = kind
         self.db_name = db_name
         self.disabled = disabled
+        self.gc_unnamespaced = gc_unnamespaced
         base = build_store(kind, environ, db_name=db_name, read_only=disabled)
         self.key_prefix = base.key_prefix
         # keys given to these stores are whole keys (see the module's docstring)
@@ -305,16 +315,21 @@ class AttachmentStores:
 
     def owns(self, store_fname):
         """True when this database may delete ``store_fname``: this environment's
-        container and this database's namespace. Anything else is read-only here."""
+        container and this database's namespace. Anything else is read-only here.
+
+        With ``gc_unnamespaced`` (ODOO_ATTACHMENT_GC_UNNAMESPACED), also the objects the
+        older addons of seed 001 wrote at the top of this container, named by their
+        checksum alone (``<prefix><sha1>``): the team says no other database references
+        them. Another database's namespaced objects are never this database's."""
         parts = parse_object_url(store_fname or "")
         if parts is None or self.disabled:
             return False
         scheme, container, key = parts
-        return (
-            scheme == self.kind
-            and container == self.container
-            and key.startswith(self.key_prefix + namespace(self.db_name))
-        )
+        if scheme != self.kind or container != self.container:
+            return False
+        if key.startswith(self.key_prefix + namespace(self.db_name)):
+            return True
+        return self.gc_unnamespaced and is_unnamespaced_key(key, self.key_prefix)
 
 
 def _split(store_fname):

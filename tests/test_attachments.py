@@ -53,7 +53,9 @@ def test_settings_defaults_and_errors():
         False,
         None,
     )
+    assert (settings.url_cache, settings.gc_unnamespaced) == (4096, False)
     assert AttachmentSettings.from_env({"DISABLE_ATTACHMENT_STORAGE": "1"}).disabled
+    assert AttachmentSettings.from_env({"ODOO_ATTACHMENT_GC_UNNAMESPACED": "1"}).gc_unnamespaced
     prefix = AttachmentSettings.from_env({"ODOO_ATTACHMENT_X_ACCEL_PREFIX": "/objects"})
     assert prefix.x_accel_prefix == "/objects/"
     for name, value in [
@@ -64,6 +66,8 @@ def test_settings_defaults_and_errors():
         ("ODOO_ATTACHMENT_MIGRATION_THREADS", "0"),
         ("DISABLE_ATTACHMENT_STORAGE", "maybe"),
         ("ODOO_ATTACHMENT_CACHE_SIZE", "lots"),
+        ("ODOO_ATTACHMENT_URL_CACHE", "-1"),
+        ("ODOO_ATTACHMENT_GC_UNNAMESPACED", "maybe"),
     ]:
         with pytest.raises(ConfigError) as err:
             AttachmentSettings.from_env({name: value})

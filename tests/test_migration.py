@@ -417,6 +417,39 @@ def test_collect_deletes_only_unreferenced_own_objects(gc_env):
         assert cr.fetchone()[0] == 0
 
 
+def test_unnamespaced_objects_of_the_older_addons_only_when_allowed(gc_env, services):
+    stores, fs, _put, exists = gc_env
+    # the older addons wrote s3://<bucket>/<sha1>, in no database's namespace
+    unused, used = b"older, unused", b"older, used"
+    legacy = {}
+    for data in (unused, used):
+        url = f"swift://{stores.container}/{sha1(data)}"
+        store, key = stores.locate(url)
+        store.put(key, data)
+        legacy[data] = url
+    fs._insert("older", legacy[used], None, sha1(used), "text/plain", len(used))
+    other_db = f"swift://{stores.container}/otherdb/aa/{'a' * 40}"
+    not_a_checksum = f"swift://{stores.container}/notes.txt"
+
+    def mark_all():
+        with PgCursor(fs.dsn) as cr:
+            objectgc.mark(cr, [*legacy.values(), other_db, not_a_checksum])
+
+    mark_all()
+    result = collect(fs.dsn, stores)  # by default: left untouched, never deleted
+    assert (result.deleted, result.kept, result.foreign) == (0, 1, 3)
+    assert exists(legacy[unused])
+    allowed = AttachmentStores(
+        "swift", DB, environ_for("swift", services, stores.container), gc_unnamespaced=True
+    )
+    assert allowed.owns(legacy[unused]) and not allowed.owns(other_db)
+    assert not allowed.owns(not_a_checksum)
+    mark_all()
+    result = collect(fs.dsn, allowed)
+    assert (result.deleted, result.kept, result.foreign) == (1, 1, 2)
+    assert not exists(legacy[unused]) and exists(legacy[used])
+
+
 def test_rollback_after_unlink_keeps_the_object(gc_env):
     stores, fs, put, exists = gc_env
     url = put(b"kept")

@@ -50,13 +50,18 @@ _url_caches = {}
 def attachment_stores(kind, db_name, settings):
     """The stores of ``db_name`` for ``kind``, built once per process (their clients
     are rebuilt after a fork); a configuration error is raised at each use."""
-    cache_key = (kind, db_name, settings.disabled)
+    cache_key = (kind, db_name, settings.disabled, settings.gc_unnamespaced)
     stores = _stores.get(cache_key)
     if stores is None:
         with _stores_lock:
             stores = _stores.get(cache_key)
             if stores is None:
-                stores = AttachmentStores(kind, db_name, disabled=settings.disabled)
+                stores = AttachmentStores(
+                    kind,
+                    db_name,
+                    disabled=settings.disabled,
+                    gc_unnamespaced=settings.gc_unnamespaced,
+                )
                 _stores[cache_key] = stores
     return stores
 

@@ -4,6 +4,7 @@ The runner (scripts/odoo_tier.py) gives Odoo AWS_* and SWIFT_* variables naming 
 container of the test Swift; every test runs once per kind of store.
 """
 
+import hashlib
 import os
 import socket
 import threading
@@ -384,6 +385,34 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
             env["ir.attachment"]._object_storage_collect()
         self.assertTrue(prod.exists(key))
         prod.delete(key)
+
+    def test_objects_of_the_older_addons_are_collected_only_when_allowed(self):
+        # the older addons' layout: s3://<bucket>/<sha1>, in no database's namespace
+        store = self.store_of["s3"].with_key_prefix("")
+        urls = {}
+        for allowed in ("0", "1"):
+            data = self.random_pdf()
+            checksum = hashlib.sha1(data).hexdigest()  # noqa: S324 - Odoo's checksum
+            store.put(checksum, data)
+            url = urls[allowed] = f"s3://{store.container}/{checksum}"
+            with self.environ(ODOO_ATTACHMENT_GC_UNNAMESPACED=allowed):
+                with self.committed_env() as env:
+                    self.use_location(env, "s3")
+                    env.cr.execute(
+                        "INSERT INTO ir_attachment (name, type, store_fname, checksum,"
+                        " file_size, mimetype) VALUES ('committed-test-older', 'binary',"
+                        " %s, %s, %s, 'application/pdf') RETURNING id",
+                        (url, checksum, len(data)),
+                    )
+                    att = env["ir.attachment"].browse(env.cr.fetchone()[0])
+                    self.assertEqual(att.raw, data)  # read as the older addons wrote it
+                with self.committed_env() as env:
+                    env["ir.attachment"].browse(att.id).unlink()
+                with self.committed_env() as env:
+                    env["ir.attachment"]._object_storage_collect()
+        self.assertTrue(self.object_exists(urls["0"]), "another database may share it")
+        self.assertFalse(self.object_exists(urls["1"]))
+        store.delete(urls["0"].rpartition("/")[2])
 
     def test_two_migrations_at_once(self):
         with self.registry.cursor() as holder:
