@@ -31,7 +31,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 import odoo_tier  # noqa: E402
-from bench_sessions import call_kw, login, odoo_command, start_odoo  # noqa: E402
+from bench_sessions import (  # noqa: E402
+    call_kw,
+    create_database,
+    drop_database,
+    login,
+    odoo_or_exit,
+    start_odoo,
+)
 
 from stateless_odoo.storage import build_store  # noqa: E402
 
@@ -112,11 +118,7 @@ def main():
         help="ODOO_ATTACHMENT_CACHE_SIZE of the server (0: every request reads the store)",
     )
     args = parser.parse_args()
-    python, found = odoo_tier.find_odoo()
-    if python is None:
-        sys.exit(f"bench: {found}")
-    _major, version, odoo_root = found
-    odoo_tier.ensure_core_dependencies(python)
+    python, version, odoo_root = odoo_or_exit()
     services = odoo_tier.services_env()
     db = f"bench_content_{os.getpid()}"
     bucket = f"bench-content-{uuid.uuid4().hex[:8]}"
@@ -134,11 +136,7 @@ def main():
     data_dir = tempfile.mkdtemp(prefix="bench-content-")
     results, worker = {}, {}
     try:
-        subprocess.run(
-            odoo_command(python, odoo_root, db, "-i", "attachment_s3", "--without-demo", "all",
-                         "--stop-after-init", "--log-level", "warn", "--data-dir", data_dir),
-            env=base_env, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        create_database(python, odoo_root, db, base_env, "attachment_s3", "--data-dir", data_dir)
         made = None
         for mode in ("stream", "redirect", "redirect-unsigned"):
             env = {**base_env, "ODOO_ATTACHMENT_SERVING": mode.partition("-")[0],
@@ -168,9 +166,7 @@ def main():
             worker[mode] = worker_times(logfile)
         raw = raw_gets(store, made, args.requests)
     finally:
-        subprocess.run(["dropdb", "--if-exists", "-h", "127.0.0.1", "-U",
-                        os.environ.get("PGUSER") or odoo_tier.getpass.getuser(), db],
-                       check=False)  # fmt: skip
+        drop_database(db)
         store.delete_many([info.key for info in store.list()])
         store.client.delete_bucket(Bucket=bucket)
 

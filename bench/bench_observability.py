@@ -25,7 +25,6 @@ import contextlib
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +41,19 @@ from stateless_odoo.testing import StatsdServer
 
 GOAL = 0.97
 ALL_LOAD = "base,web,logging_json,monitoring_statsd,monitoring_prometheus"
+
+
+def all_env(statsd_port):
+    """The variables that turn the three features on (statsd to ``statsd_port``)."""
+    return {
+        "ODOO_LOGGING_JSON": "1",
+        "ODOO_STATSD": "1",
+        "STATSD_CUSTOMER": "bench",
+        "STATSD_ENVIRONMENT": "bench",
+        "STATSD_HOST": "127.0.0.1",
+        "STATSD_PORT": str(statsd_port),
+        "ODOO_PROMETHEUS": "1",
+    }
 
 
 def scraper(url, stop, scrapes, interval):
@@ -150,39 +162,15 @@ def main():
     )
     args = parser.parse_args()
 
-    python, found = bs.odoo_tier.find_odoo()
-    if python is None:
-        sys.exit(f"bench: {found}")
-    _major, version, odoo_root = found
-    bs.odoo_tier.ensure_core_dependencies(python)
+    python, version, odoo_root = bs.odoo_or_exit()
     db = f"bench_observability_{os.getpid()}"
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(bs.odoo_tier._CONTRACT)}
-    base_env["PYTHONPATH"] = str(bs.ROOT)
+    base_env = bs.bench_env()
     print(f"bench: Odoo {version}, database {db}: installing web ...", flush=True)
-    subprocess.run(
-        bs.odoo_command(
-            python, odoo_root, db, "-i", "web", "--without-demo", "all", "--stop-after-init",
-            "--log-level", "warn",
-        ),
-        env=base_env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    bs.create_database(python, odoo_root, db, base_env)
     sink = StatsdServer(keep=False)
     modes = {
         "none": ("base,web", {}),
-        "all": (
-            ALL_LOAD,
-            {
-                "ODOO_LOGGING_JSON": "1",
-                "ODOO_STATSD": "1",
-                "STATSD_CUSTOMER": "bench",
-                "STATSD_ENVIRONMENT": "bench",
-                "STATSD_HOST": "127.0.0.1",
-                "STATSD_PORT": str(sink.port),
-                "ODOO_PROMETHEUS": "1",
-            },
-        ),
+        "all": (ALL_LOAD, all_env(sink.port)),
     }
     features = set(args.features.split(","))
     unknown = features - {"json", "statsd", "prometheus"}
@@ -263,11 +251,7 @@ def main():
                         sys.exit("bench: the 'all' server wrote no JSON line: is logging_json on?")
     finally:
         sink.close()
-        subprocess.run(
-            ["dropdb", "--if-exists", "-h", "127.0.0.1", "-U",
-             os.environ.get("PGUSER") or bs.odoo_tier.getpass.getuser(), db],
-            check=False,
-        )  # fmt: skip
+        bs.drop_database(db)
     if not sink.packets and "statsd" in features and not os.environ.get("BENCH_AA"):
         sys.exit("bench: no statsd packet received: is monitoring_statsd loaded?")
     with tempfile.TemporaryDirectory(prefix="bench-instrumentation-") as directory:

@@ -69,6 +69,24 @@ def tree_cpu(root_pid):
     return total / _TICK
 
 
+def odoo_or_exit():
+    """``(python, version, odoo_root)`` of the Odoo 18 found, with the core package's
+    dependencies installed there; the bench exits when there is none."""
+    python, found = odoo_tier.find_odoo()
+    if python is None:
+        sys.exit(f"bench: {found}")
+    _major, version, odoo_root = found
+    odoo_tier.ensure_core_dependencies(python)
+    return python, version, odoo_root
+
+
+def bench_env():
+    """This environment without the suite's variables, with the core package importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(odoo_tier._CONTRACT)}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
 def odoo_command(python, odoo_root, db, *extra):
     pg_user = os.environ.get("PGUSER") or odoo_tier.getpass.getuser()
     addons = [p for p in (odoo_root / "addons", odoo_root / "odoo" / "addons") if p.is_dir()]
@@ -109,15 +127,45 @@ def start_odoo(
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
+    wait_healthy(proc, url, 60)
+    return proc, url
+
+
+def wait_healthy(proc, url, seconds):
+    """Wait until ``/web/health`` answers 200; exit the bench if it never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"bench: Odoo exited with {proc.returncode} before it answered")
         try:
-            if requests.get(f"{url}/web/health", timeout=1).status_code == 200:
-                return proc, url
-        except requests.exceptions.ConnectionError:
+            if requests.get(f"{url}/web/health", timeout=30).status_code == 200:
+                return
+        except requests.exceptions.RequestException:
             pass
         time.sleep(0.25)
     proc.kill()
-    sys.exit("bench: Odoo did not start")
+    sys.exit(f"bench: Odoo did not answer in {seconds:g} s")
+
+
+def create_database(python, odoo_root, db, env, addons="web", *extra):
+    """A fresh database with ``addons`` installed, without demo data."""
+    subprocess.run(
+        odoo_command(
+            python, odoo_root, db, "-i", addons, "--without-demo", "all", "--stop-after-init",
+            "--log-level", "warn", *extra,
+        ),
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def drop_database(db):
+    subprocess.run(
+        ["dropdb", "--if-exists", "-h", "127.0.0.1", "-U",
+         os.environ.get("PGUSER") or odoo_tier.getpass.getuser(), db],
+        check=False,
+    )  # fmt: skip
 
 
 def login(url, db):
@@ -232,26 +280,13 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    python, found = odoo_tier.find_odoo()
-    if python is None:
-        sys.exit(f"bench: {found}")
-    _major, version, odoo_root = found
-    odoo_tier.ensure_core_dependencies(python)
+    python, version, odoo_root = odoo_or_exit()
     services = odoo_tier.services_env()
     redis_pid = redis_server_pid(services)
     db = f"bench_sessions_{os.getpid()}"
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(odoo_tier._CONTRACT)}
-    base_env["PYTHONPATH"] = str(ROOT)
+    base_env = bench_env()
     print(f"bench: Odoo {version}, database {db}: installing web ...", flush=True)
-    subprocess.run(
-        odoo_command(
-            python, odoo_root, db, "-i", "web", "--without-demo", "all", "--stop-after-init",
-            "--log-level", "warn",
-        ),
-        env=base_env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    create_database(python, odoo_root, db, base_env)
     modes = {
         "file": {"ODOO_SESSION_REDIS": "0"},
         "redis": {
@@ -319,11 +354,7 @@ def main():
                             flush=True,
                         )
     finally:
-        subprocess.run(
-            ["dropdb", "--if-exists", "-h", "127.0.0.1", "-U",
-             os.environ.get("PGUSER") or odoo_tier.getpass.getuser(), db],
-            check=False,
-        )  # fmt: skip
+        drop_database(db)
 
     print(
         f"\nauthenticated JSON-RPC, prefork 2 workers each, side by side, {args.clients}"

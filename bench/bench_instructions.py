@@ -1,0 +1,216 @@
+"""Instructions per request, counted by valgrind's callgrind: a figure that other load
+on a shared machine does not disturb.
+
+Wall and CPU time swing by several percent between runs on a shared 2-core machine
+(another virtual machine steals cycles that the guest still counts as its own), more
+than the few percent the suite's goals are about. callgrind counts the user-space
+instructions the Odoo process executes, which is the same for the same code and the
+same requests, whatever else runs. It does not count the kernel's share (socket and
+file system calls) nor other processes (the Redis server, PostgreSQL), so it measures
+the cost the suite adds to Odoo's own process; bench_observability and bench_sessions
+give the end-to-end figures beside it.
+
+One Odoo 18 per mode, threaded (``--workers 0``: one process) under
+``valgrind --tool=callgrind --instr-atstart=no``; after start-up and a warm-up, the
+instrumentation is switched on (``callgrind_control -i on``), one client makes N
+sequential authenticated JSON-RPC calls of each workload of bench_sessions, and the
+counters are dumped after each workload (``callgrind_control -d``).
+
+    ./dev bench instructions [--compare observability|sessions] [--requests 100]
+
+``observability``: ``--load=base,web`` against ``--load=base,web,logging_json,
+monitoring_statsd,monitoring_prometheus`` with the three features on (goal <= 3 %).
+``sessions``: file sessions against Redis sessions (the client side of a Redis GET).
+"""
+
+import argparse
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_observability as bo
+import bench_sessions as bs
+
+from stateless_odoo.testing import StatsdServer
+
+GOALS = {"observability": 0.03, "sessions": None}
+FEATURES = {"json": "ODOO_LOGGING_JSON", "statsd": "ODOO_STATSD", "prometheus": "ODOO_PROMETHEUS"}
+
+
+def start(python, odoo_root, db, env, data_dir, load, out_file, logfile):
+    """Odoo under callgrind, its instrumentation off until ``callgrind_control -i on``."""
+    port = bs.odoo_tier.free_port()
+    launcher = bs.odoo_tier.odoo_launcher(python, odoo_root)
+    options = bs.odoo_command(python, odoo_root, db)[len(launcher) :]
+    if launcher[0] != str(python):
+        launcher = [str(python), *launcher]  # the odoo script: valgrind runs Python
+    command = [
+        "valgrind", "--tool=callgrind", "--instr-atstart=no",
+        f"--callgrind-out-file={out_file}",
+        *launcher, *options,
+        "--load", load, "--workers", "0", "--http-interface", "127.0.0.1",
+        "--http-port", str(port), "--data-dir", data_dir,
+        "--log-level", "info", "--logfile", logfile,
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    bs.wait_healthy(proc, url, 900)
+    return proc, url
+
+
+def callgrind(pid, *args):
+    subprocess.run(
+        ["callgrind_control", *args, str(pid)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def dumped_instructions(out_file, before):
+    """The ``totals`` of the dump files written since ``before`` (a set of paths)."""
+    directory = Path(out_file).parent
+    total = 0
+    for path in sorted(set(directory.glob(Path(out_file).name + "*")) - before):
+        match = re.search(r"^totals:\s+(\d+)", path.read_text(errors="replace"), re.M)
+        if match:
+            total += int(match[1])
+    return total
+
+
+def measure(proc, url, sid, out_file, requests_count):
+    """Instructions per request of each workload."""
+    per_request = {}
+    for workload in bs.WORKLOADS:
+        payload = {"jsonrpc": "2.0", "method": "call", "params": bs.WORKLOADS[workload]}
+        http = requests.Session()
+        http.cookies.set("session_id", sid)
+
+        def call(http=http, payload=payload):
+            answer = http.post(f"{url}/web/dataset/call_kw", json=payload, timeout=120)
+            if answer.status_code != 200 or "error" in answer.json():
+                sys.exit(f"bench: request failed: {answer.text[:300]}")
+
+        for _ in range(10):
+            call()  # warm up (uninstrumented)
+        callgrind(proc.pid, "-z")
+        callgrind(proc.pid, "-i", "on")
+        for _ in range(requests_count):
+            call()
+        time.sleep(1)  # the access line is written after the answer
+        callgrind(proc.pid, "-i", "off")
+        before = set(Path(out_file).parent.glob(Path(out_file).name + "*"))
+        callgrind(proc.pid, "-d")
+        time.sleep(1)
+        per_request[workload] = dumped_instructions(out_file, before) / requests_count
+    return per_request
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--compare", choices=sorted(GOALS), default="observability")
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="observability: also each feature alone (JSON logs, statsd, Prometheus)",
+    )
+    args = parser.parse_args()
+    python, version, odoo_root = bs.odoo_or_exit()
+    services = bs.odoo_tier.services_env()
+    db = f"bench_instructions_{os.getpid()}"
+    base_env = bs.bench_env()
+    print(f"bench: Odoo {version}, database {db}: installing web ...", flush=True)
+    bs.create_database(python, odoo_root, db, base_env)
+    sink = StatsdServer(keep=False)
+    if args.compare == "observability":
+        modes = {"none": ("base,web", {})}
+        if args.breakdown:
+            for feature, variable in FEATURES.items():
+                alone = {**bo.all_env(sink.port), **dict.fromkeys(FEATURES.values(), "0")}
+                modes[feature] = (bo.ALL_LOAD, {**alone, variable: "1"})
+        modes["all"] = (bo.ALL_LOAD, bo.all_env(sink.port))
+    else:
+        modes = {
+            "file": ("base,web,session_redis", {"ODOO_SESSION_REDIS": "0"}),
+            "redis": (
+                "base,web,session_redis",
+                {
+                    "ODOO_SESSION_REDIS": "1",
+                    "ODOO_SESSION_REDIS_URL": services["TEST_REDIS_URL"],
+                    "ODOO_SESSION_REDIS_PREFIX": db,
+                },
+            ),
+        }
+    results = {}
+    seeded = False
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-instructions-") as work:
+            for mode, (load, extra_env) in modes.items():
+                data_dir = os.path.join(work, mode)
+                os.makedirs(data_dir)
+                env = {**base_env, **extra_env}
+                if "ODOO_PROMETHEUS" in env:
+                    env["ODOO_PROMETHEUS_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=work)
+                out_file = os.path.join(work, f"callgrind-{mode}.out")
+                print(f"  {mode}: starting Odoo under callgrind ...", flush=True)
+                started = time.monotonic()
+                proc, url = start(
+                    python, odoo_root, db, env, data_dir, load, out_file,
+                    os.path.join(work, f"odoo-{mode}.log"),
+                )  # fmt: skip
+                try:
+                    print(f"  {mode}: up in {time.monotonic() - started:.0f} s", flush=True)
+                    sid = bs.login(url, db)
+                    if not seeded:
+                        bs.seed_partners(url, sid)
+                        seeded = True
+                    results[mode] = measure(proc, url, sid, out_file, args.requests)
+                    for workload, count in results[mode].items():
+                        print(f"  {mode:<6} {workload:<5} {count / 1e6:9.3f} M instructions/req")
+                finally:
+                    proc.terminate()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(120)
+                    if proc.poll() is None:
+                        proc.kill()
+    finally:
+        sink.close()
+        bs.drop_database(db)
+    base, *others = modes
+    print(
+        f"\ninstructions per request (user space of the Odoo process, callgrind), threaded,"
+        f" one client, {args.requests} requests per workload, against {base}"
+    )
+    print(f"{'workload':<10}{'mode':<12}{'instructions':>14}{'added':>12}{'overhead':>10}")
+    goal = GOALS[args.compare]
+    for workload in bs.WORKLOADS:
+        a = results[base][workload]
+        print(f"{workload:<10}{base:<12}{a / 1e6:>13.3f}M")
+        for other in others:
+            b = results[other][workload]
+            overhead = b / a - 1
+            print(
+                f"{workload:<10}{other:<12}{b / 1e6:>13.3f}M{(b - a) / 1e3:>11.1f}k"
+                f"{overhead * 100:>9.2f}%"
+            )
+        if goal is not None:
+            overhead = results[others[-1]][workload] / a - 1
+            verdict = "met" if overhead <= goal else "NOT met"
+            print(
+                f"{workload}: {others[-1]} adds {overhead * 100:.2f} % (goal <= {goal:.0%})"
+                f" -> {verdict}"
+            )
+
+
+if __name__ == "__main__":
+    main()
