@@ -91,7 +91,7 @@ def environment_kind(running_env):
     """``prod``, ``integration``, ``test``, ``dev`` or ``labs`` (``labs-*``), else None."""
     if running_env in ENVIRONMENTS:
         return running_env
-    if running_env and running_env.startswith("labs"):
+    if running_env == "labs" or (running_env or "").startswith("labs-"):
         return "labs"
     return None
 

@@ -17,10 +17,12 @@ Labels are bounded: route *types* and status codes, store kinds and operations, 
 for button calls the model and method, which must exist in the registry.
 """
 
+import atexit
 import hmac
 import ipaddress
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 
@@ -122,6 +124,10 @@ def prepare_directory(settings, environ=None):
     owned = environ.get(OWNER_VARIABLE)
     if not directory:
         directory = tempfile.mkdtemp(prefix="odoo-prometheus-")
+        if not owned:
+            # ours alone: removed when this process (the master) exits, not when a
+            # forked worker does
+            atexit.register(_remove_if_owner, directory, os.getpid())
     os.makedirs(directory, exist_ok=True)
     if not owned:
         for name in os.listdir(directory):
@@ -137,6 +143,11 @@ def prepare_directory(settings, environ=None):
     # a prometheus_client imported earlier chose its value class without the variable
     values.ValueClass = values.get_value_class()
     return directory
+
+
+def _remove_if_owner(directory, owner):
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class PrometheusMetrics:

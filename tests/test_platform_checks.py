@@ -192,6 +192,8 @@ def test_unsafe_is_a_boolean():
 
 def test_environment_kinds():
     assert environment_kind("labs-42") == "labs"
+    assert environment_kind("labs") == "labs"
+    assert environment_kind("labsfoo") is None  # not a labs-* name
     assert environment_kind("prod") == "prod"
     assert environment_kind("staging") is None
 

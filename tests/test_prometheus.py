@@ -223,3 +223,28 @@ def test_settings_access_rules_and_errors():
         PrometheusSettings.from_env({"ODOO_PROMETHEUS": "1", "ODOO_PROMETHEUS_TOKEN": "short"})
     with pytest.raises(ConfigError, match="ODOO_PROMETHEUS_PATH"):
         PrometheusSettings.from_env({"ODOO_PROMETHEUS": "1", "ODOO_PROMETHEUS_PATH": "metrics"})
+
+
+def test_a_temporary_directory_is_removed_when_its_owner_exits():
+    # without ODOO_PROMETHEUS_DIR the master makes a temporary directory; a worker
+    # that exits (sys.exit runs atexit handlers) leaves it, the master removes it
+    program = textwrap.dedent(
+        """
+        import os, sys
+        from stateless_odoo.prometheus_metrics import PrometheusSettings, prepare_directory
+        directory = prepare_directory(PrometheusSettings.from_env({}), environ={})
+        print(directory, flush=True)
+        pid = os.fork()
+        if pid == 0:
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        print(os.path.isdir(directory), flush=True)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if "PROMETHEUS" not in k}
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    directory, after_worker = out
+    assert after_worker == "True"
+    assert not os.path.exists(directory)
