@@ -138,11 +138,11 @@ def main():
     try:
         create_database(python, odoo_root, db, base_env, "attachment_s3", "--data-dir", data_dir)
         made = None
-        for mode in ("stream", "redirect", "redirect-unsigned"):
+        for mode in ("stream", "redirect", "redirect-uncached"):
             env = {**base_env, "ODOO_ATTACHMENT_SERVING": mode.partition("-")[0],
                    "ODOO_ATTACHMENT_CACHE_SIZE": args.cache,
                    "ODOO_LOGGING_JSON": "1"}  # fmt: skip
-            if mode == "redirect-unsigned":
+            if mode == "redirect-uncached":
                 env["ODOO_ATTACHMENT_URL_CACHE"] = "0"
             logfile = os.path.join(data_dir, f"odoo-{mode}.log")
             proc, url = start_odoo(
@@ -177,7 +177,7 @@ def main():
         f"{'size':<6}{'filestore':>10}{'worker':>8}{'stream':>8}{'worker':>8}{'ratio':>7}"
         f"{'raw GET':>9}{'302':>7}{'worker':>8}{'no URL cache':>14}{'worker':>8}"
     )
-    worst_ratio, worst_redirect, worst_unsigned = 0.0, 0.0, 0.0
+    worst_ratio, worst_redirect, worst_uncached = 0.0, 0.0, 0.0
     for name in SIZES:
         file_id, store_id = made[("file", name)], made[("s3", name)]
         file_ms, store_ms = results["stream"][file_id], results["stream"][store_id]
@@ -185,13 +185,13 @@ def main():
         ratio = store_ms / file_ms
         worst_ratio = max(worst_ratio, ratio)
         worst_redirect = max(worst_redirect, worker["redirect"][store_id])
-        worst_unsigned = max(worst_unsigned, worker["redirect-unsigned"][store_id])
+        worst_uncached = max(worst_uncached, worker["redirect-uncached"][store_id])
         print(
             f"{name:<6}{file_ms:>10.2f}{worker['stream'][file_id]:>8.2f}{store_ms:>8.2f}"
             f"{worker['stream'][store_id]:>8.2f}{ratio:>7.2f}{raw[store_id]:>9.2f}"
             f"{redirect_ms:>7.2f}{worker['redirect'][store_id]:>8.2f}"
-            f"{results['redirect-unsigned'][store_id]:>14.2f}"
-            f"{worker['redirect-unsigned'][store_id]:>8.2f}"
+            f"{results['redirect-uncached'][store_id]:>14.2f}"
+            f"{worker['redirect-uncached'][store_id]:>8.2f}"
         )
     floor = worker["redirect"][made[("url", "-")]]
     print(
@@ -202,7 +202,7 @@ def main():
     print(
         f"stream: worst store/filestore {worst_ratio:.2f} (goal <= {STREAM_GOAL});"
         f" redirect: worst worker time {worst_redirect:.2f} ms (goal <= {REDIRECT_GOAL_MS} ms)"
-        f" -> {verdict}; {worst_unsigned:.2f} ms when every 302 signs a new URL;"
+        f" -> {verdict}; {worst_uncached:.2f} ms when every 302 signs a new URL;"
         f" the suite's part above Odoo's own redirect: {worst_redirect - floor:+.2f} ms"
     )
 

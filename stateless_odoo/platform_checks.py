@@ -260,7 +260,7 @@ def _check_store_timing(env, kind, limit_time_real, problems):
     """A store that answers just before its timeouts must still fail a request before
     Odoo's ``limit_time_real`` kills the worker: then the user gets a clear error and
     the log names the store, instead of a bare 502 and a killed worker."""
-    if kind is None or not limit_time_real or limit_time_real <= 0:
+    if kind is None or (limit_time_real or 0) <= 0:
         return []
     try:
         settings, _errors = read_settings(kind, env)

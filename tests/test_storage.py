@@ -269,10 +269,14 @@ def test_swift_wrong_temp_url_key_is_refused_by_the_server(make_fresh_store):
     assert requests.get(store.presigned_get_url("k"), timeout=10).status_code == 401
 
 
+def _proxy_log(services):
+    return Path(services["STATELESS_SERVICES_DIR"]) / "log" / "swift-proxy.log"
+
+
 def _proxy_log_lines(services, start, needle, count, timeout=10):
     """The Swift proxy's access lines written after byte ``start`` that contain
     ``needle``, once ``count`` of them are there (the log is written asynchronously)."""
-    log = Path(services["STATELESS_SERVICES_DIR"]) / "log" / "swift-proxy.log"
+    log = _proxy_log(services)
     deadline = time.monotonic() + timeout
     while True:
         with log.open("rb") as handle:
@@ -304,8 +308,7 @@ def test_swift_newest_head_asks_every_replica(services, make_fresh_store):
     # on a plain HEAD, which stays a one-replica read.
     store = make_fresh_store("swift")
     store.put("ab/newest", b"content")
-    log = Path(services["STATELESS_SERVICES_DIR"]) / "log" / "swift-proxy.log"
-    start = log.stat().st_size
+    start = _proxy_log(services).stat().st_size
     assert store.exists("ab/newest", newest=True)
     assert not store.exists("ab/plain")
     newest = _proxy_log_lines(services, start, f"HEAD /v1/AUTH_test/{store.container}/ab/newest", 1)

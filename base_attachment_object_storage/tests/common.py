@@ -60,6 +60,17 @@ class ObjectStorageMixin(RealServicesMixin):
         with self.registry.cursor() as cr:
             yield api.Environment(cr, SUPERUSER_ID, {})
 
+    @staticmethod
+    def insert_pdf_row(env, name, url, data):
+        """An attachment row naming ``url`` as another addon or database wrote it (no
+        upload); its id."""
+        env.cr.execute(
+            "INSERT INTO ir_attachment (name, type, store_fname, checksum, file_size,"
+            " mimetype) VALUES (%s, 'binary', %s, %s, %s, 'application/pdf') RETURNING id",
+            (name, url, url.rpartition("/")[2], len(data)),
+        )
+        return env.cr.fetchone()[0]
+
     def object_bytes(self, store_fname):
         kind, _sep, rest = store_fname.partition("://")
         container, _slash, key = rest.partition("/")

@@ -170,14 +170,7 @@ class TestWriteRead(ObjectStorageMixin, TransactionCase):
         self.use_location(self.env, "s3")
         data = self.random_pdf()
         url, _prod, _key = self.put_in_another_environment(data)
-        att_checksum = url.rpartition("/")[2]
-        self.env.cr.execute(
-            "INSERT INTO ir_attachment (name, type, store_fname, checksum, file_size,"
-            " mimetype) VALUES ('prod.pdf', 'binary', %s, %s, %s, 'application/pdf')"
-            " RETURNING id",
-            (url, att_checksum, len(data)),
-        )
-        att = self.env["ir.attachment"].browse(self.env.cr.fetchone()[0])
+        att = self.env["ir.attachment"].browse(self.insert_pdf_row(self.env, "prod.pdf", url, data))
         self.assertEqual(att.raw, data)
         self.assertFalse(att._object_stores("s3").owns(url))
 
@@ -369,16 +362,9 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
     def test_a_copy_in_another_environment_deletes_nothing_there(self):
         data = self.random_pdf()
         url, prod, key = self.put_in_another_environment(data)
-        checksum = url.rpartition("/")[2]
         with self.committed_env() as env:
             self.use_location(env, "s3")
-            env.cr.execute(
-                "INSERT INTO ir_attachment (name, type, store_fname, checksum, file_size,"
-                " mimetype) VALUES ('committed-test-prod', 'binary', %s, %s, %s,"
-                " 'application/pdf') RETURNING id",
-                (url, checksum, len(data)),
-            )
-            att_id = env.cr.fetchone()[0]
+            att_id = self.insert_pdf_row(env, "committed-test-prod", url, data)
         with self.committed_env() as env:
             env["ir.attachment"].browse(att_id).unlink()
         with self.committed_env() as env:
@@ -398,13 +384,8 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
             with self.environ(ODOO_ATTACHMENT_GC_UNNAMESPACED=allowed):
                 with self.committed_env() as env:
                     self.use_location(env, "s3")
-                    env.cr.execute(
-                        "INSERT INTO ir_attachment (name, type, store_fname, checksum,"
-                        " file_size, mimetype) VALUES ('committed-test-older', 'binary',"
-                        " %s, %s, %s, 'application/pdf') RETURNING id",
-                        (url, checksum, len(data)),
-                    )
-                    att = env["ir.attachment"].browse(env.cr.fetchone()[0])
+                    att_id = self.insert_pdf_row(env, "committed-test-older", url, data)
+                    att = env["ir.attachment"].browse(att_id)
                     self.assertEqual(att.raw, data)  # read as the older addons wrote it
                 with self.committed_env() as env:
                     env["ir.attachment"].browse(att.id).unlink()
