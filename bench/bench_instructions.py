@@ -19,7 +19,8 @@ counters are dumped after each workload (``callgrind_control -d``).
     ./dev bench instructions [--compare observability|sessions] [--requests 100]
 
 ``observability``: ``--load=base,web`` against ``--load=base,web,logging_json,
-monitoring_statsd,monitoring_prometheus`` with the three features on (goal <= 3 %).
+monitoring_statsd,monitoring_prometheus`` with the three features on (goal <= 3 %);
+``--breakdown`` adds the addons loaded with every feature off, then each feature alone.
 ``sessions``: file sessions against Redis sessions (the client side of a Redis GET).
 """
 
@@ -87,10 +88,10 @@ def dumped_instructions(out_file, before):
     return total
 
 
-def measure(proc, url, sid, out_file, requests_count):
+def measure(proc, url, sid, out_file, requests_count, workloads):
     """Instructions per request of each workload."""
     per_request = {}
-    for workload in bs.WORKLOADS:
+    for workload in workloads:
         payload = {"jsonrpc": "2.0", "method": "call", "params": bs.WORKLOADS[workload]}
         http = requests.Session()
         http.cookies.set("session_id", sid)
@@ -120,11 +121,27 @@ def main():
     parser.add_argument("--compare", choices=sorted(GOALS), default="observability")
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument(
+        "--workloads",
+        default=",".join(bs.WORKLOADS),
+        help=f"comma-separated, among {', '.join(bs.WORKLOADS)}",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure every mode this many times, in turns (a new Odoo each time): the"
+        " spread of a mode's figures is the method's noise",
+    )
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="observability: also each feature alone (JSON logs, statsd, Prometheus)",
     )
     args = parser.parse_args()
+    workloads = [w for w in args.workloads.split(",") if w]
+    unknown = set(workloads) - set(bs.WORKLOADS)
+    if unknown or not workloads or args.repeat < 1:
+        sys.exit(f"bench: --workloads among {', '.join(bs.WORKLOADS)}; --repeat >= 1")
     python, version, odoo_root = bs.odoo_or_exit()
     services = bs.odoo_tier.services_env()
     db = f"bench_instructions_{os.getpid()}"
@@ -135,6 +152,8 @@ def main():
     if args.compare == "observability":
         modes = {"none": ("base,web", {})}
         if args.breakdown:
+            # the addons loaded, every feature off: what loading them costs alone
+            modes["loaded"] = (bo.ALL_LOAD, dict.fromkeys(FEATURES.values(), "0"))
             for feature, variable in FEATURES.items():
                 alone = {**bo.all_env(sink.port), **dict.fromkeys(FEATURES.values(), "0")}
                 modes[feature] = (bo.ALL_LOAD, {**alone, variable: "1"})
@@ -151,22 +170,26 @@ def main():
                 },
             ),
         }
-    results = {}
+    #: mode -> workload -> instructions per request of each round
+    results = {mode: {w: [] for w in workloads} for mode in modes}
     seeded = False
     try:
         with tempfile.TemporaryDirectory(prefix="bench-instructions-") as work:
-            for mode, (load, extra_env) in modes.items():
-                data_dir = os.path.join(work, mode)
+            turns = [(r, mode) for r in range(args.repeat) for mode in modes]
+            for round_, mode in turns:
+                load, extra_env = modes[mode]
+                name = f"{mode}-{round_}"
+                data_dir = os.path.join(work, name)
                 os.makedirs(data_dir)
                 env = {**base_env, **extra_env}
                 if "ODOO_PROMETHEUS" in env:
                     env["ODOO_PROMETHEUS_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=work)
-                out_file = os.path.join(work, f"callgrind-{mode}.out")
+                out_file = os.path.join(work, f"callgrind-{name}.out")
                 print(f"  {mode}: starting Odoo under callgrind ...", flush=True)
                 started = time.monotonic()
                 proc, url = start(
                     python, odoo_root, db, env, data_dir, load, out_file,
-                    os.path.join(work, f"odoo-{mode}.log"),
+                    os.path.join(work, f"odoo-{name}.log"),
                 )  # fmt: skip
                 try:
                     print(f"  {mode}: up in {time.monotonic() - started:.0f} s", flush=True)
@@ -174,8 +197,9 @@ def main():
                     if not seeded:
                         bs.seed_partners(url, sid)
                         seeded = True
-                    results[mode] = measure(proc, url, sid, out_file, args.requests)
-                    for workload, count in results[mode].items():
+                    measured = measure(proc, url, sid, out_file, args.requests, workloads)
+                    for workload, count in measured.items():
+                        results[mode][workload].append(count)
                         print(f"  {mode:<6} {workload:<5} {count / 1e6:9.3f} M instructions/req")
                 finally:
                     proc.terminate()
@@ -187,24 +211,29 @@ def main():
         sink.close()
         bs.drop_database(db)
     base, *others = modes
+    mean = {m: {w: sum(v) / len(v) for w, v in results[m].items()} for m in modes}
     print(
         f"\ninstructions per request (user space of the Odoo process, callgrind), threaded,"
-        f" one client, {args.requests} requests per workload, against {base}"
+        f" one client, {args.requests} requests per workload, {args.repeat} Odoo run(s) per"
+        f" mode (mean; spread = (max - min) / mean), against {base}"
     )
-    print(f"{'workload':<10}{'mode':<12}{'instructions':>14}{'added':>12}{'overhead':>10}")
+    print(
+        f"{'workload':<10}{'mode':<12}{'instructions':>14}{'spread':>9}{'added':>12}"
+        f"{'overhead':>10}"
+    )
     goal = GOALS[args.compare]
-    for workload in bs.WORKLOADS:
-        a = results[base][workload]
-        print(f"{workload:<10}{base:<12}{a / 1e6:>13.3f}M")
-        for other in others:
-            b = results[other][workload]
-            overhead = b / a - 1
-            print(
-                f"{workload:<10}{other:<12}{b / 1e6:>13.3f}M{(b - a) / 1e3:>11.1f}k"
-                f"{overhead * 100:>9.2f}%"
-            )
+    for workload in workloads:
+        a = mean[base][workload]
+        for mode in modes:
+            b = mean[mode][workload]
+            runs = results[mode][workload]
+            spread = f"{(max(runs) - min(runs)) / b * 100:.2f}%" if len(runs) > 1 else "-"
+            line = f"{workload:<10}{mode:<12}{b / 1e6:>13.3f}M{spread:>9}"
+            if mode != base:
+                line += f"{(b - a) / 1e3:>11.1f}k{(b / a - 1) * 100:>9.2f}%"
+            print(line)
         if goal is not None:
-            overhead = results[others[-1]][workload] / a - 1
+            overhead = mean[others[-1]][workload] / a - 1
             verdict = "met" if overhead <= goal else "NOT met"
             print(
                 f"{workload}: {others[-1]} adds {overhead * 100:.2f} % (goal <= {goal:.0%})"
