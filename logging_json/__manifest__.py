@@ -7,7 +7,7 @@
     "license": "AGPL-3",
     "category": "Technical",
     "depends": ["base"],
-    "external_dependencies": {"python": ["stateless_odoo", "pythonjsonlogger"]},
+    "external_dependencies": {"python": ["stateless_odoo", "pythonjsonlogger", "orjson"]},
     "post_load": "post_load",
     "installable": True,
 }

@@ -20,10 +20,10 @@ it patches.
 
 import functools
 import logging
+import os
 import re
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 
 from . import events
@@ -125,7 +125,8 @@ def request_id_from(environ, key):
     given = environ.get(key)
     if given and _SANE_REQUEST_ID.fullmatch(given):
         return given
-    return uuid.uuid4().hex
+    # 128 random bits, as hex (a uuid4's hex without building the UUID object)
+    return os.urandom(16).hex()
 
 
 class Observer:
@@ -151,11 +152,12 @@ class Observer:
         self.endpoints[path] = wsgi_app
 
     @staticmethod
-    def _safely(fn, info):
-        try:
-            fn(info)
-        except Exception as exc:  # noqa: BLE001 - observing never breaks a request
-            events.report_failure("request observer", fn, exc)
+    def _call_all(functions, info):
+        for fn in functions:
+            try:
+                fn(info)
+            except Exception as exc:  # noqa: BLE001 - observing never breaks a request
+                events.report_failure("request observer", fn, exc)
 
     def middleware(self, app):
         """A WSGI application observing ``app``."""
@@ -205,33 +207,33 @@ class Observer:
         thread = threading.current_thread()
         info.sql_count = getattr(thread, "query_count", None)
         info.sql_time = getattr(thread, "query_time", None)
-        for enrich in self.enrichers:
-            self._safely(enrich, info)
+        self._call_all(self.enrichers, info)
         info.odoo_request = None
-        return _ClosingResponse(result, lambda: self._end(info))
+        return _ClosingResponse(result, self, info)
 
     def _finish(self, info):
         """Once per request (a websocket's ends at its handshake): the listeners."""
         if info.duration is not None:
             return
         info.duration = info.elapsed()
-        for listener in self.listeners:
-            self._safely(listener, info)
+        self._call_all(self.listeners, info)
 
     def _end(self, info):
         self._finish(info)
-        if current() is info:
+        if getattr(_local, "info", None) is info:
             _local.info = None
 
 
 class _ClosingResponse:
-    """The application's response, with a callback once the server closed it."""
+    """The application's response; the observer ends the request once the server
+    closed it."""
 
-    __slots__ = ("_callback", "_iterable")
+    __slots__ = ("_info", "_iterable", "_observer")
 
-    def __init__(self, iterable, callback):
+    def __init__(self, iterable, observer, info):
         self._iterable = iterable
-        self._callback = callback
+        self._observer = observer
+        self._info = info
 
     def __iter__(self):
         return iter(self._iterable)
@@ -242,7 +244,7 @@ class _ClosingResponse:
             if close is not None:
                 close()
         finally:
-            self._callback()
+            self._observer._end(self._info)
 
 
 # -- Odoo ---------------------------------------------------------------------------------
@@ -289,14 +291,18 @@ def install_odoo(application_cls, request_cls, environ=None):
 
         _set_request_dispatcher._stateless_observed = True
         request_cls._set_request_dispatcher = _set_request_dispatcher
-        observer.add_enricher(_static_route)
-        observer.add_enricher(button_of_request)
+        observer.add_enricher(route_details)
     return observer
 
 
-def _static_route(info):
-    if info.route is None and info.status != 404 and "/static/" in info.path:
-        info.route_type = "static"
+def route_details(info):
+    """What a matched route does not say: static files (Odoo serves them without a
+    route), and the model and method of button calls."""
+    if info.route is None:
+        if info.status != 404 and "/static/" in info.path:
+            info.route_type = "static"
+    elif info.route.startswith(BUTTON_ROUTES):
+        button_of_request(info)
 
 
 #: the JSON-RPC routes whose ``model`` and ``method`` are reported (seed 001's buttons)

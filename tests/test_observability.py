@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import psycopg2
@@ -130,6 +131,17 @@ def test_json_line_has_the_fields_pipelines_expect():
     assert "perf_info" not in line
 
 
+def test_timestamp_is_iso8601_utc_milliseconds_across_seconds(monkeypatch):
+    # lines of one second share a cached prefix: a line of the next second, or of an
+    # earlier one (another thread), must still carry its own time
+    for now in (1764758400.0, 1764758400.9996, 1764758401.0005, 1764758400.5, 951825600.25):
+        monkeypatch.setattr(time, "time", lambda now=now: now)
+        monkeypatch.setattr(time, "time_ns", lambda now=now: int(now * 1e9))
+        line = format_json(make_record("x"))
+        stamp = datetime.fromtimestamp(now, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        assert line["timestamp"] == stamp[:-3] + "Z", now
+
+
 def test_odoo_level_25_and_critical_map_to_severities():
     assert format_json(make_record("x", level=25))["severity"] == "INFO"
     assert format_json(make_record("x", level=logging.CRITICAL))["severity"] == "CRITICAL"
@@ -152,6 +164,28 @@ def test_secret_in_message_args_and_extras_is_redacted():
     record = make_record("params %s", {"password": SECRET}, header=f"Bearer {SECRET}")
     text = jsonlog.JsonFormatter().format(record)
     assert SECRET not in text
+
+
+def test_fields_named_after_secrets_are_masked_whatever_their_value():
+    logger = logging.Logger("app")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(jsonlog.JsonFormatter())
+    logger.addHandler(handler)
+    logger.info({"event": "login", "Password": SECRET, "count": 2})
+    logger.info("reset", extra={"access_token": SECRET, "user": "bob"})
+    text = stream.getvalue()
+    assert SECRET not in text
+    dict_line, extra_line = (json.loads(line) for line in text.splitlines())
+    assert (dict_line["event"], dict_line["Password"], dict_line["count"]) == ("login", "***", 2)
+    assert (extra_line["access_token"], extra_line["user"]) == ("***", "bob")
+
+
+def test_lines_are_encoded_by_orjson_and_what_it_refuses_is_still_written():
+    # orjson is a dependency: the fast path is the one in use
+    assert jsonlog._LibraryJsonFormatter.__module__ == "pythonjsonlogger.orjson"
+    line = format_json(make_record("big", huge=2**70, mixed={1: "a", "b": 2}))
+    assert line["huge"] == 2**70 and line["message"] == "big"
 
 
 def test_install_puts_the_formatter_on_every_root_handler():
@@ -257,6 +291,40 @@ def test_access_line_fields_without_query_string(captured_logs):
     assert line["http_status"] == 201
     assert line["sql_count"] == 7 and line["sql_ms"] == pytest.approx(10.0)
     assert line["duration_ms"] >= 0
+
+
+@pytest.mark.parametrize(
+    "path, requestline",
+    [
+        # a session id in the path itself, on the line and in the field
+        (f"/web/x/{SID}", f"GET /web/x/{SID}?token={SECRET} HTTP/1.1"),
+        # werkzeug decodes the path: a space makes four parts, the query is still dropped
+        ("/web/a b", f"GET /web/a b?password={SECRET} HTTP/1.1"),
+    ],
+)
+def test_access_line_path_redacted_and_query_dropped_whatever_its_shape(
+    captured_logs, path, requestline
+):
+    observer = observe.Observer()
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    for _ in range(2):  # the second time, the path's redaction is the remembered one
+        result = observer.middleware(app)({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, print)
+        logging.getLogger("werkzeug").info(
+            '127.0.0.1 - - [now] "%s" %s %s', requestline, "200", "-"
+        )
+        result.close()
+    lines = captured_logs()
+    varying = ("timestamp", "request_id", "duration_ms")
+    first, second = ({k: v for k, v in line.items() if k not in varying} for line in lines)
+    assert first == second
+    text = json.dumps(lines)
+    assert SECRET not in text and SID not in text and "?" not in text
+    assert lines[0]["message"].startswith('127.0.0.1 - - [now] "GET /web/')
+    assert lines[0]["http_path"] == jsonlog.redact(path)
 
 
 def test_quiet_paths_drop_successful_access_lines_only():
