@@ -159,14 +159,23 @@ class RedisSessionSettings:
                 socket_connect_timeout=self.connect_timeout,
                 socket_timeout=self.read_timeout,
             )
+            # pooled: its connections find the new master after a failover (the pinned
+            # connection of a single-connection client kept the demoted one)
             return sentinel.master_for(
                 self.sentinel_master, password=password, db=self.db, **options
             )
         if self.url:
             if password:
                 options["password"] = password
-            return redis.Redis.from_url(self.url, **options)
-        return redis.Redis(host=self.host, port=self.port, password=password, db=self.db, **options)
+            pool = redis.ConnectionPool.from_url(self.url, **options)
+        else:
+            pool = redis.ConnectionPool(
+                host=self.host, port=self.port, password=password, db=self.db, **options
+            )
+        # one connection per process, connected now: no checkout from the pool at each
+        # command (a poll and two getpid calls less per request); the threads of a
+        # process take turns on it (Odoo's prefork workers serve one request at a time)
+        return redis.Redis(connection_pool=pool, single_connection_client=True)
 
 
 def _host_port(variable, item, default_port):
@@ -220,7 +229,11 @@ class RedisSessionStore:
 
     @property
     def client(self):
-        return self._client.get()
+        """This process's client (made at first use, connected when made)."""
+        try:
+            return self._client.get()
+        except redis.exceptions.RedisError as exc:
+            raise self._error(exc, "connect") from None
 
     # -- keys and errors ----------------------------------------------------------------
 
@@ -234,24 +247,30 @@ class RedisSessionStore:
             f" too slow ({type(exc).__name__})"
         )
 
-    def _call(self, action, fn, *args, **kwargs):
+    def _call(self, action, method, *args, **kwargs):
+        """``method`` (the name of a client method, or a callable) with ``args``; Redis
+        errors, making the client's connection included, as SessionStoreUnavailable."""
         with events.timed("session", op=action):
-            return self._call_redis(action, fn, *args, **kwargs)
+            return self._call_redis(action, method, *args, **kwargs)
 
-    def _call_redis(self, action, fn, *args, **kwargs):
+    def _call_redis(self, action, method, *args, **kwargs):
         try:
+            fn = getattr(self.client, method) if isinstance(method, str) else method
             return fn(*args, **kwargs)
-        except redis.exceptions.AuthenticationError:  # a ConnectionError: first
-            raise SessionStoreUnavailable(
+        except redis.exceptions.RedisError as exc:
+            raise self._error(exc, action) from None
+
+    def _error(self, exc, action):
+        if isinstance(exc, redis.exceptions.AuthenticationError):  # a ConnectionError
+            return SessionStoreUnavailable(
                 f"session store: {action} failed: {self.settings.where()} refused the"
                 " password (ODOO_SESSION_REDIS_PASSWORD or the URL's)"
-            ) from None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise self._unavailable(exc, action) from None
-        except redis.exceptions.RedisError as exc:
-            raise SessionStoreUnavailable(
-                f"session store: {action} failed on {self.settings.where()}: {type(exc).__name__}"
-            ) from None
+            )
+        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            return self._unavailable(exc, action)
+        return SessionStoreUnavailable(
+            f"session store: {action} failed on {self.settings.where()}: {type(exc).__name__}"
+        )
 
     def expiration_for(self, session):
         if session.get("uid"):
@@ -279,7 +298,7 @@ class RedisSessionStore:
         """
         if not self.is_valid_key(sid):
             return self.new()
-        raw = self._call("get", self.client.get, self._key(sid))
+        raw = self._call("get", "get", self._key(sid))
         if raw is None:
             return self.new()
         try:
@@ -297,14 +316,14 @@ class RedisSessionStore:
     def save(self, session):
         payload = json.dumps({"h": _sid_hash(session.sid), "d": dict(session)})
         ttl = self.expiration_for(session)
-        self._call("save", self.client.set, self._key(session.sid), payload, ex=ttl)
+        self._call("save", "set", self._key(session.sid), payload, ex=ttl)
 
     def save_if_modified(self, session):
         if getattr(session, "is_dirty", False) or getattr(session, "should_save", False):
             self.save(session)
 
     def delete(self, session):
-        self._call("delete", self.client.delete, self._key(session.sid))
+        self._call("delete", "delete", self._key(session.sid))
 
     def rotate(self, session, env=None):
         self.delete(session)
@@ -320,7 +339,7 @@ class RedisSessionStore:
     def delete_from_identifiers(self, identifiers):
         keys = [self._key(i) for i in identifiers if i and IDENTIFIER_RE.match(i)]
         if keys:
-            self._call("revoke devices", self.client.delete, *keys)
+            self._call("revoke devices", "delete", *keys)
 
     def get_missing_session_identifiers(self, identifiers):
         identifiers = [i for i in identifiers if i and IDENTIFIER_RE.match(i)]
@@ -333,7 +352,7 @@ class RedisSessionStore:
         return {i for i, exists in zip(identifiers, found, strict=True) if not exists}
 
     def ping(self):
-        return self._call("ping", self.client.ping)
+        return self._call("ping", "ping")
 
     # -- moving from file sessions -------------------------------------------------------
 
@@ -366,7 +385,7 @@ class RedisSessionStore:
                 skipped += 1
                 continue
             payload = json.dumps({"h": _sid_hash(sid), "d": data})
-            if self._call("import", self.client.set, self._key(sid), payload, ex=int(ttl), nx=True):
+            if self._call("import", "set", self._key(sid), payload, ex=int(ttl), nx=True):
                 imported += 1
             else:
                 skipped += 1

@@ -322,6 +322,22 @@ def test_redis_down_fails_fast_and_names_redis_not_the_session(closed_port):
     assert sid[:42] not in str(info.value)
 
 
+def test_redis_down_at_first_use_then_started_serves_without_a_new_store(tmp_path):
+    """The client of a process is made (and connected) at first use: a Redis that is
+    not there yet fails that use, and the next one after it started is served."""
+    port = _free_port()
+    store = RedisSessionStore(settings_for(f"redis://127.0.0.1:{port}/0"), Session)
+    with pytest.raises(SessionStoreUnavailable, match=f"127.0.0.1:{port}"):
+        logged_in(store)
+    proc = _start_redis(port, tmp_path / "late")
+    try:
+        session = logged_in(store)
+        assert not store.get(session.sid).is_new
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
