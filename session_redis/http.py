@@ -7,6 +7,7 @@ store; each process opens its own Redis connections on first use.
 
 import logging
 
+import odoo
 from odoo import http
 from odoo.service import security
 from werkzeug.exceptions import ServiceUnavailable
@@ -33,6 +34,11 @@ class OdooRedisSessionStore(RedisSessionStore):
             return super()._call(action, fn, *args, **kwargs)
         except SessionStoreUnavailable as exc:
             raise RedisUnavailable(description=str(exc)) from None
+
+
+def _serves_one_request_at_a_time():
+    """A prefork worker (not the threaded server, nor the gevent websocket process)."""
+    return bool(odoo.tools.config.get("workers")) and not getattr(odoo, "evented", False)
 
 
 def _max_inactivity():
@@ -63,5 +69,6 @@ def post_load():
         http.Session,
         expiration=_max_inactivity,
         on_rotate=_compute_token,
+        single_connection=_serves_one_request_at_a_time,
     )
     _logger.info("session_redis: HTTP sessions in %s", settings.where())

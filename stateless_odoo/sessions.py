@@ -142,7 +142,12 @@ class RedisSessionSettings:
             return f"Redis {re.sub(r'//[^@/]*@', '//', self.url)}"
         return f"Redis {self.host}:{self.port}/{self.db}"
 
-    def make_client(self):
+    def make_client(self, single_connection=False):
+        """A client of the configured Redis. ``single_connection``: one connection,
+        connected now, instead of a pool checkout per command (a poll and two getpid
+        calls less per command), for a process that serves one request at a time: its
+        threads would take turns on it, each behind the others' timeouts. Not with
+        sentinels: their pool follows the master through a failover."""
         options = {
             "socket_connect_timeout": self.connect_timeout,
             "socket_timeout": self.read_timeout,
@@ -159,8 +164,6 @@ class RedisSessionSettings:
                 socket_connect_timeout=self.connect_timeout,
                 socket_timeout=self.read_timeout,
             )
-            # pooled: its connections find the new master after a failover (the pinned
-            # connection of a single-connection client kept the demoted one)
             return sentinel.master_for(
                 self.sentinel_master, password=password, db=self.db, **options
             )
@@ -172,10 +175,7 @@ class RedisSessionSettings:
             pool = redis.ConnectionPool(
                 host=self.host, port=self.port, password=password, db=self.db, **options
             )
-        # one connection per process, connected now: no checkout from the pool at each
-        # command (a poll and two getpid calls less per request); the threads of a
-        # process take turns on it (Odoo's prefork workers serve one request at a time)
-        return redis.Redis(connection_pool=pool, single_connection_client=True)
+        return redis.Redis(connection_pool=pool, single_connection_client=single_connection)
 
 
 def _host_port(variable, item, default_port):
@@ -206,7 +206,8 @@ class RedisSessionStore:
     ``expiration`` is the time to live of logged-in sessions in seconds, or a callable
     returning it (Odoo's ``sessions.max_inactivity_seconds``, read when saving);
     ``on_rotate(session, env)`` runs when a session gets a new id (Odoo recomputes the
-    session token there).
+    session token there). ``single_connection`` (or a callable answering it, asked in
+    each process): see :meth:`RedisSessionSettings.make_client`.
     """
 
     def __init__(
@@ -217,6 +218,7 @@ class RedisSessionStore:
         expiration=None,
         on_rotate=None,
         client=None,
+        single_connection=False,
     ):
         self.settings = settings
         self.session_class = session_class
@@ -224,7 +226,14 @@ class RedisSessionStore:
             settings.expiration if settings.expiration is not None else expiration
         ) or DEFAULT_EXPIRATION
         self.on_rotate = on_rotate
-        self._client = PerProcess(lambda: client or settings.make_client())
+        self._client = PerProcess(
+            lambda: (
+                client
+                or settings.make_client(
+                    single_connection() if callable(single_connection) else single_connection
+                )
+            )
+        )
         self.key_prefix = f"session:{settings.prefix}:" if settings.prefix else "session:"
 
     @property
@@ -345,11 +354,14 @@ class RedisSessionStore:
         identifiers = [i for i in identifiers if i and IDENTIFIER_RE.match(i)]
         if not identifiers:
             return set()
+        found = self._call("check identifiers", self._exist, identifiers)
+        return {i for i, exists in zip(identifiers, found, strict=True) if not exists}
+
+    def _exist(self, identifiers):
         pipe = self.client.pipeline(transaction=False)
         for identifier in identifiers:
             pipe.exists(self._key(identifier))
-        found = self._call("check identifiers", pipe.execute)
-        return {i for i, exists in zip(identifiers, found, strict=True) if not exists}
+        return pipe.execute()
 
     def ping(self):
         return self._call("ping", "ping")

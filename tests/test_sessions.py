@@ -326,13 +326,16 @@ def test_redis_down_at_first_use_then_started_serves_without_a_new_store(tmp_pat
     """The client of a process is made (and connected) at first use: a Redis that is
     not there yet fails that use, and the next one after it started is served."""
     port = _free_port()
-    store = RedisSessionStore(settings_for(f"redis://127.0.0.1:{port}/0"), Session)
+    settings = settings_for(f"redis://127.0.0.1:{port}/0")
+    store = RedisSessionStore(settings, Session, single_connection=lambda: True)
     with pytest.raises(SessionStoreUnavailable, match=f"127.0.0.1:{port}"):
         logged_in(store)
     proc = _start_redis(port, tmp_path / "late")
     try:
         session = logged_in(store)
         assert not store.get(session.sid).is_new
+        assert store.client.connection is not None  # the single connection, pinned
+        assert store.get_missing_session_identifiers([session.sid[:42], "x" * 42]) == {"x" * 42}
     finally:
         proc.kill()
         proc.wait()
