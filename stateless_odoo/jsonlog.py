@@ -1,8 +1,9 @@
 """One JSON object per log line, with request and database context, secrets redacted.
 
 :class:`JsonFormatter` builds on python-json-logger's formatter (any ``extra=`` given
-to a log call becomes a field), its orjson one when orjson is installed (a dependency:
-it encodes a line in a tenth of the time), else its standard-library one. Each line carries::
+to a log call becomes a field): its orjson one when orjson is installed (a dependency:
+it encodes a line in a tenth of the time), else its standard-library one. Each line
+carries::
 
     timestamp (ISO-8601 UTC), level, severity, logger, message, pid, dbname, uid,
     request_id, and exception_type / exception_message / traceback when present
@@ -13,7 +14,8 @@ The access line of a request (werkzeug's) also carries ``http_method``, ``http_p
 query string too.
 
 Secrets never reach the output: :func:`redact` masks passwords, tokens, session ids and
-``Authorization`` values in the message, the traceback and string extras.
+``Authorization`` values in the message, the traceback and string extras, and masks
+whole any extra (or dict-message key) named after a secret.
 """
 
 import json
@@ -164,8 +166,8 @@ class JsonFormatter(_LibraryJsonFormatter):
         try:
             return super().jsonify_log_record(log_data)
         except (TypeError, ValueError, OverflowError):
-            # orjson refuses what the standard library takes (an int above 64 bits, a
-            # dict with mixed keys): the line is written all the same
+            # orjson refuses what the standard library takes (an int above 64 bits):
+            # the line is written all the same
             return json.dumps(log_data, default=str, ensure_ascii=False)
 
     def formatException(self, ei):
