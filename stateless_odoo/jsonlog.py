@@ -14,8 +14,8 @@ The access line of a request (werkzeug's) also carries ``http_method``, ``http_p
 query string too.
 
 Secrets never reach the output: :func:`redact` masks passwords, tokens, session ids and
-``Authorization`` values in the message, the traceback and string extras, and masks
-whole any extra (or dict-message key) named after a secret.
+``Authorization`` values in the message, the traceback and string extras; an extra (or
+a dict message's key) named after a secret is masked whole.
 """
 
 import json
