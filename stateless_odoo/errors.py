@@ -17,6 +17,7 @@ class ConfigError(StatelessOdooError, ValueError):
 
     def __init__(self, variable, message):
         self.variable = variable
+        self.message = message
         super().__init__(f"{variable}: {message}")
 
 

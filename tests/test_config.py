@@ -216,6 +216,19 @@ def test_s3_bad_optional_values(variable, value):
     assert "very-secret-value" not in str(error)
 
 
+def test_every_bad_store_variable_is_named_at_first_use():
+    error = error_for(
+        S3Settings.from_env,
+        {**S3_OK, "AWS_READ_TIMEOUT": "soon", "AWS_ADDRESSING_STYLE": "sideways"},
+    )
+    assert error.variable == "AWS_ADDRESSING_STYLE"  # the first read, for who handles one
+    assert str(error).startswith("AWS_ADDRESSING_STYLE: 'sideways'")
+    assert "(and AWS_READ_TIMEOUT: " in str(error) and "'soon'" in str(error)
+    assert "very-secret-value" not in str(error)
+    one = error_for(S3Settings.from_env, {**S3_OK, "AWS_READ_TIMEOUT": "soon"})
+    assert "(and " not in str(one)
+
+
 def test_s3_kms_key_requires_kms():
     error = error_for(S3Settings.from_env, {**S3_OK, "AWS_SSE_KMS_KEY_ID": "k"})
     assert error.variable == "AWS_SSE_KMS_KEY_ID"

@@ -19,8 +19,8 @@ class ConfigErrors:
     """The configuration errors of one reading of a store's variables, all of them.
 
     A settings reader goes on after a bad value (``read`` gives ``default`` for it) so
-    that every bad variable is named at once; the store raises the first error, the
-    startup checks report each of them.
+    that every bad variable is named at once: the store raises one error naming them
+    all, the startup checks report each of them.
     """
 
     def __init__(self):
@@ -78,10 +78,15 @@ class EnvSettings:
 
     @classmethod
     def from_env(cls, environ=None):
-        """Read the settings; raise ConfigError naming the first bad variable."""
+        """Read the settings; raise a ConfigError naming every bad variable (its
+        ``variable`` is the first one's)."""
         settings, errors = cls.read_env(environ)
         if errors:
-            raise errors[0]
+            first, *others = errors
+            if not others:
+                raise first
+            also = "; ".join(str(error) for error in others)
+            raise ConfigError(first.variable, f"{first.message} (and {also})")
         return settings
 
 
