@@ -152,10 +152,11 @@ def main():
     if args.compare == "observability":
         modes = {"none": ("base,web", {})}
         if args.breakdown:
+            off = dict.fromkeys(FEATURES.values(), "0")
             # the addons loaded, every feature off: what loading them costs alone
-            modes["loaded"] = (bo.ALL_LOAD, dict.fromkeys(FEATURES.values(), "0"))
+            modes["loaded"] = (bo.ALL_LOAD, off)
+            alone = {**bo.all_env(sink.port), **off}
             for feature, variable in FEATURES.items():
-                alone = {**bo.all_env(sink.port), **dict.fromkeys(FEATURES.values(), "0")}
                 modes[feature] = (bo.ALL_LOAD, {**alone, variable: "1"})
         modes["all"] = (bo.ALL_LOAD, bo.all_env(sink.port))
     else:

@@ -47,15 +47,6 @@ _SEVERITY = {
     logging.CRITICAL: "CRITICAL",
 }
 
-#: python's own names of its levels (getLevelName's answer, without the call)
-_LEVELS = {
-    logging.DEBUG: "DEBUG",
-    logging.INFO: "INFO",
-    logging.WARNING: "WARNING",
-    logging.ERROR: "ERROR",
-    logging.CRITICAL: "CRITICAL",
-}
-
 _MASK = "***"
 #: names under which secrets travel (not secrets themselves)
 _SECRET_WORDS = "|".join(
@@ -180,7 +171,7 @@ class JsonFormatter(_LibraryJsonFormatter):
         thread = threading.current_thread()
         info = observe.current()
         log_data["timestamp"] = _iso_utc(record)
-        level = _LEVELS.get(record.levelno) or logging.getLevelName(record.levelno)
+        level = logging.getLevelName(record.levelno)
         log_data["level"] = level
         log_data["severity"] = _SEVERITY.get(record.levelno) or level
         log_data["logger"] = record.name

@@ -220,7 +220,7 @@ class Observer:
 
     def _end(self, info):
         self._finish(info)
-        if getattr(_local, "info", None) is info:
+        if current() is info:
             _local.info = None
 
 

@@ -62,7 +62,7 @@ class Problem:
     @classmethod
     def of(cls, error):
         """The problem a :class:`ConfigError` describes."""
-        return cls(error.variable, str(error).partition(": ")[2])
+        return cls(error.variable, error.message)
 
 
 class PlatformMisconfigured(ConfigError):
@@ -73,13 +73,14 @@ class PlatformMisconfigured(ConfigError):
         self.running_env = running_env
         self.variable = ", ".join(dict.fromkeys(p.variable for p in self.problems))
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        Exception.__init__(
-            self,
+        self.message = (
             f"the environment is not configured for"
             f" {repr(running_env) if running_env else 'an unknown running environment'}"
             f" ({len(self.problems)} problem(s)); fix them or set"
-            f" ODOO_CLOUD_PLATFORM_UNSAFE=1 to start anyway:\n{lines}",
+            f" ODOO_CLOUD_PLATFORM_UNSAFE=1 to start anyway:\n{lines}"
         )
+        # the message alone, without ConfigError's "variable: " prefix
+        Exception.__init__(self, self.message)
 
 
 def is_unsafe(environ=None):

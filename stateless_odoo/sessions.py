@@ -238,11 +238,9 @@ class RedisSessionStore:
 
     @property
     def client(self):
-        """This process's client (made at first use, connected when made)."""
-        try:
-            return self._client.get()
-        except redis.exceptions.RedisError as exc:
-            raise self._error(exc, "connect") from None
+        """This process's client, made at first use (a single-connection client
+        connects then: inside :meth:`_call`, whose errors name Redis)."""
+        return self._client.get()
 
     # -- keys and errors ----------------------------------------------------------------
 
@@ -257,8 +255,9 @@ class RedisSessionStore:
         )
 
     def _call(self, action, method, *args, **kwargs):
-        """``method`` (the name of a client method, or a callable) with ``args``; Redis
-        errors, making the client's connection included, as SessionStoreUnavailable."""
+        """``method`` (the name of a client method, or a callable) with ``args``. Redis
+        errors, also those of making this process's client, become
+        SessionStoreUnavailable."""
         with events.timed("session", op=action):
             return self._call_redis(action, method, *args, **kwargs)
 
