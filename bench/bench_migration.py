@@ -7,7 +7,7 @@ container and a fresh copy (hard links) of the filestore:
 
 - ``raw``: the distinct files uploaded by a pool of ``--threads`` threads with the same
   client (``store.put``): no database, no checks; the practical limit;
-- ``migration``: ``stateless_odoo.migration.Migration`` (what ``force_storage()`` and
+- ``migration``: ``stateless_odoo.attachments.migration.Migration`` (what ``force_storage()`` and
   ``odoo attachment_storage_migrate`` run): batches, checks, commits, local file removal;
 - ``one-by-one``: Odoo core's ``force_storage`` loop style: one attachment after the
   other (read, upload, update its row), one transaction.
@@ -42,9 +42,9 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stateless_odoo.attachments import AttachmentStores  # noqa: E402
-from stateless_odoo.migration import Migration  # noqa: E402
-from stateless_odoo.pg import PgCursor  # noqa: E402
+from stateless_odoo.attachments.migration import Migration  # noqa: E402
+from stateless_odoo.attachments.stores import AttachmentStores  # noqa: E402
+from stateless_odoo.testing.pg import PgCursor  # noqa: E402
 
 GOAL = 0.7
 DB_NAME = "bench"
@@ -175,7 +175,7 @@ def phase(args):
         def upload(item):
             fname, checksum, size = item
             path = os.path.join(args.filestore, fname)
-            key = stores.key_for(checksum)
+            key = stores.place(checksum).key
             if size <= 4 * 1024 * 1024:
                 with open(path, "rb") as src:
                     store.put(key, src.read())
@@ -201,8 +201,7 @@ def phase(args):
         for att_id, fname, checksum in cr.fetchall():
             with open(os.path.join(args.filestore, fname), "rb") as src:
                 data = src.read()
-            url = stores.url_for(checksum)
-            store, key = stores.locate(url)
+            store, key, url = stores.place(checksum)
             store.put(key, data)
             cr.execute("UPDATE ir_attachment SET store_fname = %s WHERE id = %s", (url, att_id))
         cr.commit()

@@ -74,13 +74,13 @@ def instrumentation_cost(statsd_port, directory, number=20000):
     import logging
     import timeit
 
-    from stateless_odoo import jsonlog, observe
-    from stateless_odoo.prometheus_metrics import (
+    from stateless_odoo.observability import jsonlog, observe
+    from stateless_odoo.observability.prometheus_metrics import (
         PrometheusMetrics,
         PrometheusSettings,
         prepare_directory,
     )
-    from stateless_odoo.statsd_metrics import StatsdSettings, StatsdSink
+    from stateless_odoo.observability.statsd_metrics import StatsdSettings, StatsdSink
 
     settings = PrometheusSettings.from_env(
         {"ODOO_PROMETHEUS": "1", "ODOO_PROMETHEUS_DIR": directory}

@@ -8,8 +8,8 @@ actions.
 
 import odoo
 
-from stateless_odoo import odoo_glue
+from stateless_odoo.observability import odoo_hookup
 
 
 def post_load():
-    odoo_glue.install_prometheus(odoo)
+    odoo_hookup.install_prometheus(odoo)

@@ -6,8 +6,8 @@ process; installing the addon in a database also times its scheduled actions.
 
 import odoo
 
-from stateless_odoo import odoo_glue
+from stateless_odoo.observability import odoo_hookup
 
 
 def post_load():
-    odoo_glue.install_statsd(odoo)
+    odoo_hookup.install_statsd(odoo)

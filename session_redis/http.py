@@ -13,11 +13,8 @@ from odoo.service import security
 from werkzeug.exceptions import ServiceUnavailable
 
 from stateless_odoo.errors import ConfigError
-from stateless_odoo.sessions import (
-    RedisSessionSettings,
-    RedisSessionStore,
-    SessionStoreUnavailable,
-)
+from stateless_odoo.sessions.settings import RedisSessionSettings
+from stateless_odoo.sessions.store import RedisSessionStore
 
 _logger = logging.getLogger(__name__)
 
@@ -26,14 +23,6 @@ class RedisUnavailable(ServiceUnavailable):
     """A 503 whose description names Redis; logged by Odoo's request handler."""
 
     loglevel = logging.ERROR
-
-
-class OdooRedisSessionStore(RedisSessionStore):
-    def _call(self, action, fn, *args, **kwargs):
-        try:
-            return super()._call(action, fn, *args, **kwargs)
-        except SessionStoreUnavailable as exc:
-            raise RedisUnavailable(description=str(exc)) from None
 
 
 def _serves_one_request_at_a_time():
@@ -64,11 +53,12 @@ def post_load():
     if not settings.enabled:
         _logger.info("session_redis: ODOO_SESSION_REDIS is off, sessions stay on disk")
         return
-    http.root.session_store = OdooRedisSessionStore(
+    http.root.session_store = RedisSessionStore(
         settings,
         http.Session,
         expiration=_max_inactivity,
         on_rotate=_compute_token,
         single_connection=_serves_one_request_at_a_time,
+        unavailable=RedisUnavailable,
     )
     _logger.info("session_redis: HTTP sessions in %s", settings.where())

@@ -174,3 +174,51 @@ def render_db_placeholder(variable, template, db_name):
             f"{template!r} contains {{db}} but no database name is known here",
         )
     return template.replace("{db}", db_name)
+
+
+class ConfigErrors:
+    """The configuration errors of one reading of a store's variables, all of them.
+
+    A settings reader goes on after a bad value (``read`` gives ``default`` for it) so
+    that every bad variable is named at once: the store raises one error naming them
+    all, the startup checks report each of them.
+    """
+
+    def __init__(self):
+        self.errors = []
+
+    def read(self, getter, *args, default=None, **kwargs):
+        """``getter(*args, **kwargs)``, or ``default`` when it raises a ConfigError."""
+        try:
+            return getter(*args, **kwargs)
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return default
+
+    def add(self, variable, message):
+        self.errors.append(ConfigError(variable, message))
+
+    def __bool__(self):
+        return bool(self.errors)
+
+
+class EnvSettings:
+    """Settings whose ``read_env(environ)`` returns ``(settings or None, errors)``: every
+    bad variable of one reading (see :class:`ConfigErrors`)."""
+
+    @classmethod
+    def read_env(cls, environ=None):
+        raise NotImplementedError
+
+    @classmethod
+    def from_env(cls, environ=None):
+        """Read the settings; raise a ConfigError naming every bad variable (its
+        ``variable`` is the first one's)."""
+        settings, errors = cls.read_env(environ)
+        if errors:
+            first, *others = errors
+            if not others:
+                raise first
+            also = "; ".join(str(error) for error in others)
+            raise ConfigError(first.variable, f"{first.message} (and {also})")
+        return settings

@@ -5,16 +5,11 @@ import time
 import pytest
 import requests
 
-from stateless_odoo.attachments import (
-    AttachmentSettings,
-    AttachmentStores,
-    KeepInDatabase,
-    ObjectCache,
-    PresignedUrls,
-    StorageDisabled,
-    find_update_module,
-    object_key,
-)
+from stateless_odoo.attachments.caches import ObjectCache, PresignedUrls
+from stateless_odoo.attachments.migration import find_update_module
+from stateless_odoo.attachments.rule import KeepInDatabase
+from stateless_odoo.attachments.settings import AttachmentSettings
+from stateless_odoo.attachments.stores import AttachmentStores, StorageDisabled, object_key
 from stateless_odoo.errors import ConfigError, ReadOnlyStore
 
 from .conftest import s3_environ, swift_environ
@@ -174,9 +169,9 @@ def test_stores_write_here_and_only_read_elsewhere(kind, services, make_fresh_st
     mine = make_fresh_store(kind)
     environ = (s3_environ if kind == "s3" else swift_environ)(services, mine.container)
     stores = AttachmentStores(kind, "integration", environ)
-    url = stores.url_for(SHA)
+    store, key, url = stores.place(SHA)
     assert url == f"{kind}://{mine.container}/integration/aa/{SHA}"
-    store, key = stores.locate(url)
+    assert stores.locate(url) == (store, key)
     store.put(key, b"mine")
     assert mine.get_bytes(key) == b"mine"
     assert stores.owns(url)
@@ -201,8 +196,7 @@ def test_disabled_storage_never_writes(services, make_fresh_store):
     stores = AttachmentStores("s3", "prod", s3_environ(services, mine.container), disabled=True)
     with pytest.raises(StorageDisabled):
         stores.write_store  # noqa: B018
-    url = stores.url_for(SHA)
+    store, key, url = stores.place(SHA)
     assert not stores.owns(url)
-    store, key = stores.locate(url)
     with pytest.raises(ReadOnlyStore):
         store.put(key, b"x")

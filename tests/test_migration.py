@@ -14,10 +14,10 @@ import uuid
 
 import pytest
 
-from stateless_odoo import objectgc
-from stateless_odoo.attachments import AttachmentStores
-from stateless_odoo.migration import Migration, MigrationRunning
-from stateless_odoo.pg import PgCursor
+from stateless_odoo.attachments import collection
+from stateless_odoo.attachments.migration import Migration, MigrationRunning
+from stateless_odoo.attachments.stores import AttachmentStores
+from stateless_odoo.testing.pg import PgCursor
 
 from .conftest import ROOT, s3_environ, swift_environ
 
@@ -158,7 +158,7 @@ def test_migration_to_the_store_and_back(kind, services, make_fresh_store, files
     assert report.files_removed == 5  # the duplicates share one file
     # the uploads were recorded as candidates, and are referenced: nothing to delete
     with PgCursor(filestore.dsn) as cr:
-        assert objectgc.collect(cr, stores).deleted == 0
+        assert collection.collect(cr, stores).deleted == 0
     assert len(list(container.list(f"{DB}/"))) == 4
 
     # the way back, for a team leaving the platform: to the filestore, then the database
@@ -232,19 +232,19 @@ def test_one_object_named_through_both_apis_is_never_lost(services, make_fresh_s
     assert filestore.content(swift, att) == data
     # the daily collection: a candidate of one API, a row naming it through the other
     with PgCursor(filestore.dsn) as cr:
-        objectgc.mark(cr, [url])
+        collection.mark(cr, [url])
     result = collect(filestore.dsn, s3)
     assert result.deleted == 0 and result.kept >= 1  # (with the migrations' uploads)
     assert filestore.content(swift, att) == data
     # a writer reusing the object through one API holds it against the other's collection
     other = b"%PDF reused through the other API " + uuid.uuid4().bytes
-    key = s3.key_for(sha1(other))
+    _store, key, url = s3.place(sha1(other))
     s3.write_store.put(key, other)
     with PgCursor(filestore.dsn) as cr:
-        objectgc.mark(cr, [s3.url_for(sha1(other))])
+        collection.mark(cr, [url])
     writer = PgCursor(filestore.dsn)
     try:
-        objectgc.lock_objects(writer, [swift.url_for(sha1(other))])
+        collection.lock_objects(writer, [swift.place(sha1(other)).store_fname])
         assert collect(filestore.dsn, s3).busy == 1
     finally:
         writer.close()
@@ -293,7 +293,7 @@ def test_a_second_migration_refuses_to_start(services, make_fresh_store, filesto
     try:
         holder.execute(
             "SELECT pg_advisory_lock(%s, %s)",
-            (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+            (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
         )
         with pytest.raises(MigrationRunning, match="another attachment migration"):
             migration(filestore, "store", stores).run()
@@ -305,10 +305,10 @@ def test_a_second_migration_refuses_to_start(services, make_fresh_store, filesto
 KILLED_RUN = textwrap.dedent(
     """
     import functools, logging, sys, time
-    from stateless_odoo.attachments import AttachmentStores
-    from stateless_odoo.migration import Migration
-    from stateless_odoo.pg import PgCursor
-    import stateless_odoo.migration as m
+    from stateless_odoo.attachments.stores import AttachmentStores
+    from stateless_odoo.attachments.migration import Migration
+    from stateless_odoo.testing.pg import PgCursor
+    import stateless_odoo.attachments.migration as m
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     dsn, root, kind, container, environ = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], {}
     import json, os
@@ -371,7 +371,7 @@ def test_killed_migration_runs_again_and_loses_nothing(kind, services, make_fres
     assert {a: filestore.content(stores, a) for a in contents} == contents
     assert len(list(container.list(f"{DB}/"))) == 60
     with PgCursor(filestore.dsn) as cr:  # uploads of the killed batch are sorted out
-        assert objectgc.collect(cr, stores).deleted == 0
+        assert collection.collect(cr, stores).deleted == 0
 
 
 # -- garbage collection -------------------------------------------------------------
@@ -382,11 +382,10 @@ def gc_env(services, make_fresh_store, filestore):
     container = make_fresh_store("swift")
     stores = AttachmentStores("swift", DB, environ_for("swift", services, container.container))
     with PgCursor(filestore.dsn) as cr:
-        objectgc.ensure_table(cr)
+        collection.ensure_table(cr)
 
     def put(data):
-        url = stores.url_for(sha1(data))
-        store, key = stores.locate(url)
+        store, key, url = stores.place(sha1(data))
         store.put(key, data)
         return url
 
@@ -399,7 +398,7 @@ def gc_env(services, make_fresh_store, filestore):
 
 def collect(dsn, stores, **kw):
     with PgCursor(dsn) as cr:
-        return objectgc.collect(cr, stores, **kw)
+        return collection.collect(cr, stores, **kw)
 
 
 def test_collect_deletes_only_unreferenced_own_objects(gc_env):
@@ -408,12 +407,12 @@ def test_collect_deletes_only_unreferenced_own_objects(gc_env):
     foreign = f"swift://{stores.container}/otherdb/aa/{'a' * 40}"
     fs._insert("used", used, None, sha1(b"used"), "text/plain", 4)
     with PgCursor(fs.dsn) as cr:
-        objectgc.mark(cr, [orphan, used, foreign, "ab/local-path"])
+        collection.mark(cr, [orphan, used, foreign, "ab/local-path"])
     result = collect(fs.dsn, stores)
     assert (result.deleted, result.kept, result.foreign) == (1, 1, 1)
     assert not exists(orphan) and exists(used)
     with PgCursor(fs.dsn) as cr:
-        cr.execute(f"SELECT count(*) FROM {objectgc.TABLE}")
+        cr.execute(f"SELECT count(*) FROM {collection.TABLE}")
         assert cr.fetchone()[0] == 0
 
 
@@ -433,7 +432,7 @@ def test_unnamespaced_objects_of_the_older_addons_only_when_allowed(gc_env, serv
 
     def mark_all():
         with PgCursor(fs.dsn) as cr:
-            objectgc.mark(cr, [*legacy.values(), other_db, not_a_checksum])
+            collection.mark(cr, [*legacy.values(), other_db, not_a_checksum])
 
     mark_all()
     result = collect(fs.dsn, stores)  # by default: left untouched, never deleted
@@ -456,7 +455,7 @@ def test_rollback_after_unlink_keeps_the_object(gc_env):
     att = fs._insert("kept", url, None, sha1(b"kept"), "text/plain", 4)
     cr = PgCursor(fs.dsn)
     cr.execute("DELETE FROM ir_attachment WHERE id = %s", (att,))
-    objectgc.mark(cr, [url])
+    collection.mark(cr, [url])
     cr.rollback()
     cr.close()
     assert collect(fs.dsn, stores).deleted == 0
@@ -467,9 +466,9 @@ def test_a_writer_reusing_an_object_is_not_robbed(gc_env):
     stores, fs, put, exists = gc_env
     url = put(b"shared")
     with PgCursor(fs.dsn) as cr:
-        objectgc.mark(cr, [url])  # its last row was unlinked and committed
+        collection.mark(cr, [url])  # its last row was unlinked and committed
     writer = PgCursor(fs.dsn)
-    objectgc.lock_objects(writer, [url])  # decides to reuse the object
+    collection.lock_objects(writer, [url])  # decides to reuse the object
     try:
         result = collect(fs.dsn, stores)
         assert (result.deleted, result.busy) == (0, 1)

@@ -25,10 +25,10 @@ import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from stateless_odoo import events, jsonlog, observe
 from stateless_odoo.errors import ConfigError
-from stateless_odoo.health import HealthCheck
-from stateless_odoo.statsd_metrics import StatsdSettings, StatsdSink, name_part
+from stateless_odoo.observability import events, jsonlog, observe
+from stateless_odoo.observability.health import HealthCheck
+from stateless_odoo.observability.statsd_metrics import StatsdSettings, StatsdSink, name_part
 
 from .conftest import unique_name
 

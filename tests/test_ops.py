@@ -5,11 +5,11 @@ import functools
 import io
 import re
 
-from stateless_odoo import objectgc
-from stateless_odoo.attachments import AttachmentStores
-from stateless_odoo.migration import Migration, MigrationReport
-from stateless_odoo.ops import ProgressBar, storage_status
-from stateless_odoo.pg import PgCursor
+from stateless_odoo.attachments import collection
+from stateless_odoo.attachments.migration import Migration, MigrationReport, ProgressBar
+from stateless_odoo.attachments.stores import AttachmentStores
+from stateless_odoo.platform.ops import storage_status
+from stateless_odoo.testing.pg import PgCursor
 
 from . import test_migration
 
@@ -59,12 +59,13 @@ def test_status_counts_what_is_left_to_move_and_a_running_migration(filestore):
         status = storage_status(cr, "acme", "prod")
         assert status.settings.installed_kinds == ("s3",)
         assert status.to_move == 3
-        objectgc.ensure_table(cr)
-        cr.execute(f"INSERT INTO {objectgc.TABLE} (store_fname) VALUES ('s3://b/k')")
+        collection.ensure_table(cr)
+        cr.execute(f"INSERT INTO {collection.TABLE} (store_fname) VALUES ('s3://b/k')")
     # a migration holds its lock: status sees it from another connection
     with PgCursor(filestore.dsn) as lock_cr, PgCursor(filestore.dsn) as cr:
         lock_cr.execute(
-            "SELECT pg_advisory_lock(%s, %s)", (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK)
+            "SELECT pg_advisory_lock(%s, %s)",
+            (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
         )
         status = storage_status(cr, "acme", "prod")
         assert status.migration_running

@@ -4,10 +4,10 @@ import types
 
 import pytest
 
-from stateless_odoo import odoo_glue
 from stateless_odoo.errors import ConfigError
-from stateless_odoo.health import HealthCheck
-from stateless_odoo.platform_checks import (
+from stateless_odoo.observability import odoo_hookup
+from stateless_odoo.observability.health import HealthCheck
+from stateless_odoo.platform.checks import (
     PlatformMisconfigured,
     check,
     check_database,
@@ -474,7 +474,7 @@ def fake_odoo(db_name=""):
 
 def store_health(environ, db_name=""):
     check = HealthCheck(timeout=10)
-    for kind, store_check in odoo_glue._store_checks(fake_odoo(db_name), environ):
+    for kind, store_check in odoo_hookup._store_checks(fake_odoo(db_name), environ):
         check.add(f"object_storage_{kind}", store_check)
     return check.run()
 

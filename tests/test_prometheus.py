@@ -18,15 +18,18 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from stateless_odoo.errors import ConfigError
-from stateless_odoo.prometheus_metrics import PrometheusSettings
+from stateless_odoo.observability.prometheus_metrics import PrometheusSettings
 
 PROGRAM = textwrap.dedent(
     """
     import json, os, sys, threading
     from wsgiref.simple_server import make_server, WSGIRequestHandler
-    from stateless_odoo import events, observe
-    from stateless_odoo.prometheus_metrics import (
-        PrometheusMetrics, PrometheusSettings, prepare_directory)
+    from stateless_odoo.observability import events, observe
+    from stateless_odoo.observability.prometheus_metrics import (
+        PrometheusMetrics,
+        PrometheusSettings,
+        prepare_directory,
+    )
 
     workers, per_worker = int(sys.argv[1]), int(sys.argv[2])
     settings = PrometheusSettings.from_env()
@@ -231,7 +234,10 @@ def test_a_temporary_directory_is_removed_when_its_owner_exits():
     program = textwrap.dedent(
         """
         import os, sys
-        from stateless_odoo.prometheus_metrics import PrometheusSettings, prepare_directory
+        from stateless_odoo.observability.prometheus_metrics import (
+            PrometheusSettings,
+            prepare_directory,
+        )
         directory = prepare_directory(PrometheusSettings.from_env({}), environ={})
         print(directory, flush=True)
         pid = os.fork()

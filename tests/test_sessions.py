@@ -14,12 +14,8 @@ import pytest
 import redis
 
 from stateless_odoo.errors import ConfigError
-from stateless_odoo.sessions import (
-    RedisSessionSettings,
-    RedisSessionStore,
-    SessionStoreUnavailable,
-    generate_key,
-)
+from stateless_odoo.sessions.settings import RedisSessionSettings
+from stateless_odoo.sessions.store import RedisSessionStore, SessionStoreUnavailable, generate_key
 
 
 class Session(dict):
@@ -237,7 +233,7 @@ def test_prefixes_keep_environments_apart(services):
 def test_corrupt_payload_gives_a_new_session_and_a_quiet_log(store, payload, caplog):
     session = logged_in(store)
     store.client.set(store._key(session.sid), payload)
-    with caplog.at_level(logging.WARNING, logger="stateless_odoo.sessions"):
+    with caplog.at_level(logging.WARNING, logger="stateless_odoo.sessions.store"):
         again = store.get(session.sid)
     assert again.is_new and again.sid != session.sid
     assert session.sid[:42] not in caplog.text

@@ -16,9 +16,8 @@ from odoo.exceptions import UserError
 from odoo.modules.registry import Registry
 from odoo.tools import config
 
+from stateless_odoo.attachments.migration import MigrationRunning, ProgressBar
 from stateless_odoo.errors import StatelessOdooError
-from stateless_odoo.migration import MigrationRunning
-from stateless_odoo.ops import ProgressBar
 from stateless_odoo.storage import KINDS
 
 _logger = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class AttachmentStorageMigrate(Command):
         migration.progress = bar = ProgressBar()
         if bar.enabled:
             # on a terminal the bar replaces the per-batch log lines
-            logging.getLogger("stateless_odoo.migration").setLevel(logging.WARNING)
+            logging.getLogger("stateless_odoo.attachments.migration").setLevel(logging.WARNING)
         try:
             report = migration.run()
         except MigrationRunning as exc:

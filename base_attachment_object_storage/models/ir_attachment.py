@@ -15,19 +15,13 @@ from odoo import _, api, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import config
 
-from stateless_odoo import objectgc
-from stateless_odoo.attachments import (
-    KEEP_IN_DATABASE_PARAM,
-    AttachmentSettings,
-    AttachmentStores,
-    KeepInDatabase,
-    ObjectCache,
-    PresignedUrls,
-    find_update_module,
-    is_object_url,
-)
+from stateless_odoo.attachments import collection
+from stateless_odoo.attachments.caches import ObjectCache, PresignedUrls
+from stateless_odoo.attachments.migration import Migration, MigrationRunning, find_update_module
+from stateless_odoo.attachments.rule import KEEP_IN_DATABASE_PARAM, KeepInDatabase
+from stateless_odoo.attachments.settings import AttachmentSettings
+from stateless_odoo.attachments.stores import AttachmentStores, is_object_url
 from stateless_odoo.errors import ConfigError, ObjectNotFound, StatelessOdooError
-from stateless_odoo.migration import Migration, MigrationRunning
 from stateless_odoo.storage import KINDS, parse_object_url
 
 _logger = logging.getLogger(__name__)
@@ -160,15 +154,13 @@ class IrAttachment(models.Model):
         kind = self._object_storage_kind()
         if not kind or self._storage() != kind:
             return super()._file_write(bin_value, checksum)
-        stores = self._object_stores(kind)
-        url = stores.url_for(checksum)
+        store, key, url = self._object_stores(kind).place(checksum)
         # a garbage collection must not delete the object between the check below and
         # this transaction's commit; and if this transaction never commits, the object
         # is a candidate for deletion (recorded in a transaction of its own)
-        objectgc.lock_objects(self.env.cr, [url])
+        collection.lock_objects(self.env.cr, [url])
         if url not in self.env.cr.postcommit.data.get("stateless_gc", ()):
             self._object_storage_mark_now(url)
-        store, key = stores.locate(url)
         try:
             # content addressed: the same content once; newest, since a replica may
             # not know yet that a garbage collection deleted it a moment ago
@@ -187,7 +179,7 @@ class IrAttachment(models.Model):
         try:
             with self.env.registry.cursor() as side_cr:
                 side_cr.execute("SET LOCAL lock_timeout = '2s'")
-                objectgc.mark(side_cr, [url])
+                collection.mark(side_cr, [url])
         except psycopg2.Error as exc:
             # another transaction is deleting the same content: it made it a candidate
             _logger.info("%s not recorded as a candidate: %s", url, exc)
@@ -238,8 +230,7 @@ class IrAttachment(models.Model):
         kind = self._object_storage_kind()
         if not match or not kind or os.path.isfile(self._full_path(fname)):
             return None
-        stores = self._object_stores(kind)
-        store, key = stores.locate(stores.url_for(match.group(1)))
+        store, key, _url = self._object_stores(kind).place(match.group(1))
         try:
             data = store.get_bytes(key)
         except ObjectNotFound:
@@ -270,7 +261,7 @@ class IrAttachment(models.Model):
         if not is_object_url(fname):
             return super()._file_delete(fname)
         # never inside the transaction: a candidate, collected once it committed
-        objectgc.mark(self.env.cr, [fname])
+        collection.mark(self.env.cr, [fname])
         pending = self.env.cr.postcommit.data.setdefault("stateless_gc", set())
         if not pending:
             registry, dbname = self.env.registry, self.env.cr.dbname
@@ -310,7 +301,7 @@ class IrAttachment(models.Model):
             except ConfigError:
                 continue  # that kind is not configured here: nothing of it is deleted
             results.append(
-                objectgc.collect(self.env.cr, stores, only=only, limit=limit, attempts=attempts)
+                collection.collect(self.env.cr, stores, only=only, limit=limit, attempts=attempts)
             )
             self.env.cr.commit()
         return results
@@ -443,4 +434,4 @@ class IrAttachment(models.Model):
 
     def init(self):
         super().init()
-        objectgc.ensure_table(self.env.cr)
+        collection.ensure_table(self.env.cr)

@@ -23,7 +23,8 @@ class ObjectStorageMixin(RealServicesMixin):
         missing = set(cls.kinds) - set(cls.env["ir.attachment"]._object_storage_kinds())
         if missing:
             cls.skipTest(cls, f"install attachment_{' and attachment_'.join(missing)}")
-        cls.store_of = {kind: build_store(kind) for kind in cls.kinds}
+        # whole keys, as store_fname holds them
+        cls.store_of = {kind: build_store(kind, key_prefix="") for kind in cls.kinds}
         for store in cls.store_of.values():
             store.ensure_container()
 
@@ -74,20 +75,20 @@ class ObjectStorageMixin(RealServicesMixin):
     def object_bytes(self, store_fname):
         kind, _sep, rest = store_fname.partition("://")
         container, _slash, key = rest.partition("/")
-        store = self.store_of[kind].readonly_view(container).with_key_prefix("")
+        store = self.store_of[kind].readonly_view(container)
         return store.get_bytes(key)
 
     def object_exists(self, store_fname):
         kind, _sep, rest = store_fname.partition("://")
         container, _slash, key = rest.partition("/")
-        store = self.store_of[kind].readonly_view(container).with_key_prefix("")
+        store = self.store_of[kind].readonly_view(container)
         return store.exists(key)
 
     def put_in_another_environment(self, data, container="prod-copy-source"):
         """Put ``data`` where production would have it, in another container; return
         its URL and a writable store on that container (keys without prefix)."""
         view = self.store_of["s3"].readonly_view(container)
-        prod = type(view)(view.settings, container).with_key_prefix("")
+        prod = type(view)(view.settings, container, key_prefix="")
         prod.ensure_container()
         checksum = self.env["ir.attachment"]._compute_checksum(data)
         key = f"prod/{checksum[:2]}/{checksum}"

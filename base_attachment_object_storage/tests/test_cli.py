@@ -11,7 +11,7 @@ from odoo.modules import get_module_path
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import config
 
-from stateless_odoo import objectgc
+from stateless_odoo.attachments import collection
 
 from .common import ObjectStorageMixin
 
@@ -103,14 +103,14 @@ class TestMigrateCommand(ObjectStorageMixin, TransactionCase):
         with self.registry.cursor() as holder:
             holder.execute(
                 "SELECT pg_advisory_lock(%s, %s)",
-                (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+                (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
             )
             try:
                 second = self.run_command("--location", "s3")
             finally:
                 holder.execute(
                     "SELECT pg_advisory_unlock(%s, %s)",
-                    (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+                    (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
                 )
         self.assertEqual(second.returncode, 3, second.stderr[-2000:])
         self.assertIn("another attachment migration", second.stderr)

@@ -15,8 +15,8 @@ from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import config
 
-from stateless_odoo import objectgc
-from stateless_odoo.attachments import is_object_url
+from stateless_odoo.attachments import collection
+from stateless_odoo.attachments.stores import is_object_url
 from stateless_odoo.errors import StatelessOdooError
 
 from .common import ObjectStorageMixin
@@ -98,8 +98,7 @@ class TestWriteRead(ObjectStorageMixin, TransactionCase):
         fname = att.store_fname
         self.assertFalse(is_object_url(fname))
         self.use_location(self.env, "s3")
-        stores = self.env["ir.attachment"]._object_stores("s3")
-        store, key = stores.locate(stores.url_for(att.checksum))
+        store, key, _url = self.env["ir.attachment"]._object_stores("s3").place(att.checksum)
         store.put(key, data)  # what the migration did, then it removed the file
         os.unlink(att._full_path(fname))
         att.invalidate_recordset()
@@ -374,7 +373,7 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
 
     def test_objects_of_the_older_addons_are_collected_only_when_allowed(self):
         # the older addons' layout: s3://<bucket>/<sha1>, in no database's namespace
-        store = self.store_of["s3"].with_key_prefix("")
+        store = self.store_of["s3"]
         urls = {}
         for allowed in ("0", "1"):
             data = self.random_pdf()
@@ -399,7 +398,7 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
         with self.registry.cursor() as holder:
             holder.execute(
                 "SELECT pg_advisory_lock(%s, %s)",
-                (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+                (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
             )
             try:
                 with self.committed_env() as env:
@@ -409,5 +408,5 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
             finally:
                 holder.execute(
                     "SELECT pg_advisory_unlock(%s, %s)",
-                    (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+                    (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
                 )

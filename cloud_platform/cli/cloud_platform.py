@@ -20,8 +20,8 @@ from odoo.addons.base_attachment_object_storage.cli.attachment_storage_migrate i
 from odoo.cli import Command
 from odoo.tools import config
 
-from stateless_odoo import ops, platform_checks
 from stateless_odoo.errors import ConfigError
+from stateless_odoo.platform import checks, ops
 
 from ..models.cloud_platform import running_env as platform_running_env
 
@@ -119,7 +119,7 @@ class CloudPlatformCommand(Command):
 
     def _check(self, options, running_env):
         try:
-            unsafe = platform_checks.is_unsafe()
+            unsafe = checks.is_unsafe()
             kwargs = {}
             if options.database:
                 settings = self._settings(options.database)
@@ -129,7 +129,7 @@ class CloudPlatformCommand(Command):
                     "installed_kinds": settings.installed_kinds,
                     "db_name": options.database,
                 }
-            problems = platform_checks.check_database(
+            problems = checks.check_database(
                 running_env=running_env, probes=options.probes, **kwargs
             )
         except ConfigError as exc:
@@ -140,7 +140,7 @@ class CloudPlatformCommand(Command):
         if not problems:
             print(f"cloud platform check: {running_env} is configured as required ({where})")
             return 0
-        error = platform_checks.PlatformMisconfigured(problems, running_env)
+        error = checks.PlatformMisconfigured(problems, running_env)
         if unsafe:
             print(
                 f"cloud platform check: ODOO_CLOUD_PLATFORM_UNSAFE is on, a server would"

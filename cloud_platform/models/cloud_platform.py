@@ -1,7 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """``cloud.platform``: the startup checks and the provider install (seed 001).
 
-The rules live in :mod:`stateless_odoo.platform_checks`; this model gives them what only
+The rules live in :mod:`stateless_odoo.platform.checks`; this model gives them what only
 the database knows (``ir_attachment.location``, the recorded platform, the installed
 store addons) and decides what a problem does:
 
@@ -22,8 +22,8 @@ from odoo.exceptions import UserError
 from odoo.service import server as odoo_server
 from odoo.tools import config
 
-from stateless_odoo import platform_checks
 from stateless_odoo.errors import ConfigError
+from stateless_odoo.platform import checks
 
 _logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class CloudPlatform(models.AbstractModel):
         """Every problem of this environment for this database (``[]`` when fine).
         ``probes``: run the connectivity probes (default: ODOO_CLOUD_PLATFORM_PROBES)."""
         params = self.env["ir.config_parameter"].sudo()
-        return platform_checks.check_database(
+        return checks.check_database(
             running_env=running_env(),
             platform=params.get_param(KIND_PARAM) or None,
             location=params.get_param(LOCATION_PARAM, "file"),
@@ -92,13 +92,13 @@ class CloudPlatform(models.AbstractModel):
 
     @api.model
     def check(self):
-        """Raise :class:`~stateless_odoo.platform_checks.PlatformMisconfigured` naming
+        """Raise :class:`~stateless_odoo.checks.PlatformMisconfigured` naming
         every problem, unless ODOO_CLOUD_PLATFORM_UNSAFE is on (then warn loudly)."""
-        unsafe = platform_checks.is_unsafe()  # a value that is not a boolean raises
+        unsafe = checks.is_unsafe()  # a value that is not a boolean raises
         problems = self._problems()
         if not problems:
             return True
-        error = platform_checks.PlatformMisconfigured(problems, running_env())
+        error = checks.PlatformMisconfigured(problems, running_env())
         if unsafe:
             _logger.warning(
                 "ODOO_CLOUD_PLATFORM_UNSAFE is on: database %s is served although %s",
@@ -145,9 +145,7 @@ class CloudPlatform(models.AbstractModel):
             raise UserError(_("Only administrators can install the cloud platform."))
         env_name = running_env()
         try:
-            location = platform_checks.platform_location(
-                platform_kind, platform_checks.environment_kind(env_name)
-            )
+            location = checks.platform_location(platform_kind, checks.environment_kind(env_name))
         except ConfigError as exc:
             raise UserError(_("Cloud platform not installed: %(error)s", error=exc)) from exc
         params = self.env["ir.config_parameter"].sudo()
@@ -187,7 +185,7 @@ class CloudPlatform(models.AbstractModel):
                     "No cloud platform given: set ODOO_CLOUD_PLATFORM_KIND (one of"
                     " %(kinds)s), or kind in the [cloud_platform] section of"
                     " server_environment_files, or sing install_exoscale or install_ovh.",
-                    kinds=", ".join(platform_checks.PLATFORMS),
+                    kinds=", ".join(checks.PLATFORMS),
                 )
             )
         return platform

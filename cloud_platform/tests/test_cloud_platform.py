@@ -24,8 +24,9 @@ from odoo.addons.cloud_platform.models import cloud_platform as cp_module
 from odoo.exceptions import UserError
 from odoo.tests import BaseCase, TransactionCase, tagged
 
-from stateless_odoo import platform_checks, testing
+from stateless_odoo import testing
 from stateless_odoo.errors import ConfigError
+from stateless_odoo.platform import checks
 from stateless_odoo.storage import build_store
 
 #: variables of the contract: never inherited by what a test starts or checks
@@ -167,7 +168,7 @@ class TestChecksInProcess(TransactionCase):
         no_swift = {k: v for k, v in prod.items() if not k.startswith("SWIFT_")}
         self.assertEqual(
             self.problems(no_swift, "swift", platform="exoscale"),
-            ["ir_attachment.location", *platform_checks.STORE_VARIABLES["swift"]],
+            ["ir_attachment.location", *checks.STORE_VARIABLES["swift"]],
         )
 
     def test_load_refuses_only_in_a_serving_process(self):
@@ -176,7 +177,7 @@ class TestChecksInProcess(TransactionCase):
         with _Environ(variables), mock.patch.object(cp_module, "serving", return_value=True):
             with (
                 self.assertLogs(cp_module._logger, "CRITICAL") as logs,
-                self.assertRaises(platform_checks.PlatformMisconfigured) as caught,
+                self.assertRaises(checks.PlatformMisconfigured) as caught,
             ):
                 self.platform._check_at_load()
         self.assertEqual(caught.exception.variable, "AWS_BUCKETNAME")

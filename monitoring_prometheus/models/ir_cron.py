@@ -1,6 +1,6 @@
 from odoo import models
 
-from stateless_odoo.odoo_glue import cron_run
+from stateless_odoo.observability.odoo_hookup import cron_run
 
 
 class IrCron(models.Model):

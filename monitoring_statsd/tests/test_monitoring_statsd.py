@@ -16,7 +16,7 @@ import odoo
 import requests
 from odoo.tests import TransactionCase, tagged
 
-from stateless_odoo import events
+from stateless_odoo.observability import events
 from stateless_odoo.testing import OdooServer, odoo_command
 
 

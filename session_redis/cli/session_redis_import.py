@@ -7,12 +7,10 @@ import sys
 from odoo import http
 from odoo.cli import Command
 from odoo.tools import config
-from werkzeug.exceptions import HTTPException
 
 from stateless_odoo.errors import StatelessOdooError
-from stateless_odoo.sessions import DEFAULT_EXPIRATION, RedisSessionSettings
-
-from ..http import OdooRedisSessionStore
+from stateless_odoo.sessions.settings import RedisSessionSettings
+from stateless_odoo.sessions.store import DEFAULT_EXPIRATION, RedisSessionStore
 
 
 class SessionRedisImport(Command):
@@ -48,7 +46,7 @@ class SessionRedisImport(Command):
             settings = RedisSessionSettings.from_env()
             if not settings.enabled:
                 sys.exit("session_redis_import: ODOO_SESSION_REDIS is off: nothing to do")
-            store = OdooRedisSessionStore(settings, http.Session)
+            store = RedisSessionStore(settings, http.Session)
             if not os.path.isdir(path):
                 sys.exit(f"session_redis_import: no session directory at {path}")
             imported, skipped = store.import_filesystem_sessions(
@@ -56,8 +54,6 @@ class SessionRedisImport(Command):
             )
         except (StatelessOdooError, ValueError) as exc:
             sys.exit(f"session_redis_import: {exc}")
-        except HTTPException as exc:
-            sys.exit(f"session_redis_import: {exc.description}")
         print(
             f"session_redis_import: {imported} imported, {skipped} skipped, from {path}"
             f" into {settings.where()}"

@@ -17,7 +17,8 @@ from odoo import http
 from odoo.tests import HttpCase, tagged
 from odoo.tools import config
 
-from stateless_odoo.sessions import RedisSessionSettings
+from stateless_odoo.sessions.settings import RedisSessionSettings
+from stateless_odoo.sessions.store import RedisSessionStore
 from stateless_odoo.testing import (
     free_port,
     odoo_command,
@@ -27,7 +28,7 @@ from stateless_odoo.testing import (
     ws_send,
 )
 
-from ..http import OdooRedisSessionStore
+from ..http import RedisUnavailable
 
 
 @tagged("post_install", "-at_install")
@@ -40,7 +41,8 @@ class TestSessionRedis(HttpCase):
         return self.make_jsonrpc_request("/web/session/get_session_info")
 
     def test_store_is_redis_and_nothing_is_on_disk(self):
-        self.assertIsInstance(self.store, OdooRedisSessionStore)
+        self.assertIsInstance(self.store, RedisSessionStore)
+        self.assertIs(self.store.unavailable, RedisUnavailable)
         self.authenticate("admin", "admin")
         self.assertEqual(self.session_info()["uid"], self.env.ref("base.user_admin").id)
         self.assertTrue(self.store.client.exists(self.store._key(self.session.sid)))
@@ -121,8 +123,11 @@ class TestSessionRedis(HttpCase):
             }
         )
         try:
-            http.root.session_store = OdooRedisSessionStore(
-                settings, http.Session, on_rotate=original.on_rotate
+            http.root.session_store = RedisSessionStore(
+                settings,
+                http.Session,
+                on_rotate=original.on_rotate,
+                unavailable=RedisUnavailable,
             )
             self.authenticate("admin", "admin")
             self.assertTrue(self.session_info()["uid"])

@@ -17,8 +17,12 @@ from .base import (
 
 KINDS = ("s3", "swift")
 
+#: the variable naming each kind's container (bucket), ``{db}`` allowed
+CONTAINER_VARIABLE = {"s3": "AWS_BUCKETNAME", "swift": "SWIFT_WRITE_CONTAINER"}
+
 __all__ = [
     "CHUNK_SIZE",
+    "CONTAINER_VARIABLE",
     "KINDS",
     "DeleteResult",
     "ObjectInfo",
@@ -28,32 +32,35 @@ __all__ = [
     "config_errors",
     "content_disposition",
     "parse_object_url",
+    "store_class",
 ]
 
 
-def build_store(kind, environ=None, *, db_name=None, read_only=False):
-    """The store of ``kind`` configured by ``environ`` (``os.environ`` by default)."""
+def store_class(kind):
+    """The :class:`ObjectStore` class of ``kind``, imported now."""
     if kind == "s3":
         from .s3 import S3Store
 
-        return S3Store.from_env(environ, db_name=db_name, read_only=read_only)
+        return S3Store
     if kind == "swift":
         from .swift import SwiftStore
 
-        return SwiftStore.from_env(environ, db_name=db_name, read_only=read_only)
+        return SwiftStore
     raise ConfigError("storage kind", f"{kind!r} is not one of: {', '.join(KINDS)}")
+
+
+def build_store(kind, environ=None, *, db_name=None, read_only=False, key_prefix=None):
+    """The store of ``kind`` configured by ``environ`` (``os.environ`` by default).
+    ``key_prefix``: ``""`` for a store given whole keys (default: the variables')."""
+    return store_class(kind).from_env(
+        environ, db_name=db_name, read_only=read_only, key_prefix=key_prefix
+    )
 
 
 def read_settings(kind, environ=None):
     """``(settings, errors)`` of the ``kind`` store, read from the environment without
     building the store: the settings are ``None`` when a variable is bad."""
-    if kind == "s3":
-        from .s3 import S3Settings as settings_class
-    elif kind == "swift":
-        from .swift import SwiftSettings as settings_class
-    else:
-        raise ConfigError("storage kind", f"{kind!r} is not one of: {', '.join(KINDS)}")
-    return settings_class.read_env(environ)
+    return store_class(kind).settings_class.read_env(environ)
 
 
 def config_errors(kind, environ=None, *, db_name=None):

@@ -1,53 +1,26 @@
 """The object store interface shared by the S3 and Swift implementations."""
 
 import abc
-import copy
 import functools
 import io
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from .. import events
-from ..errors import ConfigError, ObjectNotFound, ReadOnlyStore, StoreUnavailable
+from ..config import EnvSettings
+from ..errors import ObjectNotFound, ReadOnlyStore, StoreUnavailable
+from ..observability import events
 
 #: default size of the chunks a streamed read yields
 CHUNK_SIZE = 1024 * 1024
 
 
-class ConfigErrors:
-    """The configuration errors of one reading of a store's variables, all of them.
-
-    A settings reader goes on after a bad value (``read`` gives ``default`` for it) so
-    that every bad variable is named at once: the store raises one error naming them
-    all, the startup checks report each of them.
-    """
-
-    def __init__(self):
-        self.errors = []
-
-    def read(self, getter, *args, default=None, **kwargs):
-        """``getter(*args, **kwargs)``, or ``default`` when it raises a ConfigError."""
-        try:
-            return getter(*args, **kwargs)
-        except ConfigError as exc:
-            self.errors.append(exc)
-            return default
-
-    def add(self, variable, message):
-        self.errors.append(ConfigError(variable, message))
-
-    def __bool__(self):
-        return bool(self.errors)
-
-
-class EnvSettings:
-    """Settings whose ``read_env(environ)`` returns ``(settings or None, errors)``.
-
-    A store's settings also have ``connect_timeout``, ``read_timeout`` and
-    ``max_attempts``, and say how long their client sleeps before a retry
-    (``backoff_seconds``): from them, :meth:`worst_write_seconds` is the longest a slow
-    store can hold a request that stores one attachment.
+class StoreSettings(EnvSettings):
+    """A store's settings (:class:`~stateless_odoo.config.EnvSettings`). They have
+    ``connect_timeout``, ``read_timeout`` and ``max_attempts``, and say how long their
+    client sleeps before a retry (``backoff_seconds``): from them,
+    :meth:`worst_write_seconds` is the longest a slow store can hold a request that
+    stores one attachment.
     """
 
     #: the variables of the timeouts and attempts, named in the checks' problems
@@ -75,19 +48,6 @@ class EnvSettings:
         timeouts, plus one authentication. A store that hangs fails at the first
         call instead, after :meth:`worst_call_seconds`."""
         return 2 * self.worst_call_seconds() + self.auth_seconds()
-
-    @classmethod
-    def from_env(cls, environ=None):
-        """Read the settings; raise a ConfigError naming every bad variable (its
-        ``variable`` is the first one's)."""
-        settings, errors = cls.read_env(environ)
-        if errors:
-            first, *others = errors
-            if not others:
-                raise first
-            also = "; ".join(str(error) for error in others)
-            raise ConfigError(first.variable, f"{first.message} (and {also})")
-        return settings
 
 
 @dataclass(frozen=True)
@@ -241,8 +201,10 @@ class ObjectStore(abc.ABC):
 
     #: URL scheme of the store's objects (``s3``, ``swift``)
     scheme = None
+    #: the :class:`StoreSettings` class of the store's variables
+    settings_class = None
 
-    #: the operations reported as ``store`` events (see :mod:`stateless_odoo.events`)
+    #: the operations reported as ``store`` events (see :mod:`stateless_odoo.observability.events`)
     _instrumented = {"put": "put", "open": "get", "head": "head", "delete_many": "delete"}
 
     def __init_subclass__(cls, **kwargs):
@@ -256,6 +218,14 @@ class ObjectStore(abc.ABC):
         self.key_prefix = key_prefix
         self.read_only = read_only
 
+    @classmethod
+    def from_env(cls, environ=None, *, db_name=None, read_only=False, key_prefix=None):
+        """The store ``environ``'s variables configure (``{db}`` is ``db_name``)."""
+        settings = cls.settings_class.from_env(environ)
+        return cls(
+            settings, settings.container(db_name), read_only=read_only, key_prefix=key_prefix
+        )
+
     @property
     def name(self):
         return f"{self.scheme}://{self.container}"
@@ -263,12 +233,6 @@ class ObjectStore(abc.ABC):
     def __repr__(self):
         mode = ", read-only" if self.read_only else ""
         return f"<{type(self).__name__} {self.name}{mode}>"
-
-    def with_key_prefix(self, key_prefix):
-        """The same store (same client, same container) with another key prefix."""
-        clone = copy.copy(self)
-        clone.key_prefix = key_prefix
-        return clone
 
     def _full_key(self, key):
         return f"{self.key_prefix}{key}"

@@ -19,7 +19,7 @@ import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from ..config import EnvReader, Secret, render_db_placeholder
+from ..config import ConfigErrors, EnvReader, Secret, render_db_placeholder
 from ..errors import (
     AccessDenied,
     ConfigError,
@@ -31,13 +31,12 @@ from ..errors import (
 from ..process import PerProcess
 from .base import (
     CHUNK_SIZE,
-    ConfigErrors,
     DeleteResult,
-    EnvSettings,
     FullReads,
     ObjectInfo,
     ObjectReader,
     ObjectStore,
+    StoreSettings,
     _seekable,
     content_disposition,
     range_header,
@@ -65,7 +64,7 @@ _BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientErr
 
 
 @dataclass(frozen=True)
-class S3Settings(EnvSettings):
+class S3Settings(StoreSettings):
     """The S3 store's settings, read from (``from_env``, ``read_env``):
 
     ========================== ======================================================
@@ -217,9 +216,16 @@ class S3Store(ObjectStore):
     """One S3 bucket. The boto3 client is created lazily in each process."""
 
     scheme = "s3"
+    settings_class = S3Settings
 
-    def __init__(self, settings, bucket, *, read_only=False, _client=None):
-        super().__init__(bucket, key_prefix=settings.key_prefix, read_only=read_only)
+    def __init__(self, settings, bucket, *, read_only=False, key_prefix=None, _client=None):
+        """``key_prefix``: what the store puts before every key it is given (default:
+        the settings' prefix; ``""`` when the caller gives whole keys)."""
+        super().__init__(
+            bucket,
+            key_prefix=settings.key_prefix if key_prefix is None else key_prefix,
+            read_only=read_only,
+        )
         self.settings = settings
         self._client = _client or PerProcess(self._make_client)
         self._transfer = TransferConfig(
@@ -231,11 +237,6 @@ class S3Store(ObjectStore):
         # parts of a non-seekable stream waiting in memory (s3transfer's default, 10,
         # would hold 10 parts); memory stays near threshold + (threads + 1) parts
         self._transfer.max_in_memory_upload_chunks = UPLOAD_THREADS + 1
-
-    @classmethod
-    def from_env(cls, environ=None, *, db_name=None, read_only=False):
-        settings = S3Settings.from_env(environ)
-        return cls(settings, settings.bucket(db_name), read_only=read_only)
 
     def _make_client(self):
         s = self.settings
@@ -268,7 +269,13 @@ class S3Store(ObjectStore):
         return self._client.get()
 
     def readonly_view(self, container):
-        return S3Store(self.settings, container, read_only=True, _client=self._client)
+        return S3Store(
+            self.settings,
+            container,
+            read_only=True,
+            key_prefix=self.key_prefix,
+            _client=self._client,
+        )
 
     # -- errors ---------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from keystoneauth1.identity import v3 as ksa_v3
 from swiftclient import client as swift_client
 from swiftclient.utils import generate_temp_url
 
-from ..config import EnvReader, Secret, render_db_placeholder
+from ..config import ConfigErrors, EnvReader, Secret, render_db_placeholder
 from ..errors import (
     AccessDenied,
     ConfigError,
@@ -36,12 +36,11 @@ from ..errors import (
 from ..process import PerProcess
 from .base import (
     CHUNK_SIZE,
-    ConfigErrors,
     DeleteResult,
-    EnvSettings,
     ObjectInfo,
     ObjectReader,
     ObjectStore,
+    StoreSettings,
     _seekable,
     range_header,
 )
@@ -61,7 +60,7 @@ BACKOFF_MAX = 4
 
 
 @dataclass(frozen=True)
-class SwiftSettings(EnvSettings):
+class SwiftSettings(StoreSettings):
     """The Swift store's settings, read from (``from_env``, ``read_env``):
 
     ========================== ======================================================
@@ -272,23 +271,31 @@ class SwiftStore(ObjectStore):
     """One Swift container."""
 
     scheme = "swift"
+    settings_class = SwiftSettings
 
-    def __init__(self, settings, container, *, read_only=False, _clients=None):
-        super().__init__(container, key_prefix=settings.key_prefix, read_only=read_only)
+    def __init__(self, settings, container, *, read_only=False, key_prefix=None, _clients=None):
+        """``key_prefix``: what the store puts before every key it is given (default:
+        the settings' prefix; ``""`` when the caller gives whole keys)."""
+        super().__init__(
+            container,
+            key_prefix=settings.key_prefix if key_prefix is None else key_prefix,
+            read_only=read_only,
+        )
         self.settings = settings
         self._clients = _clients or PerProcess(lambda: _ProcessClients(settings))
-
-    @classmethod
-    def from_env(cls, environ=None, *, db_name=None, read_only=False):
-        settings = SwiftSettings.from_env(environ)
-        return cls(settings, settings.container(db_name), read_only=read_only)
 
     @property
     def connection(self):
         return self._clients.get().connection()
 
     def readonly_view(self, container):
-        return SwiftStore(self.settings, container, read_only=True, _clients=self._clients)
+        return SwiftStore(
+            self.settings,
+            container,
+            read_only=True,
+            key_prefix=self.key_prefix,
+            _clients=self._clients,
+        )
 
     # -- errors ---------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ if __package__ in (None, ""):  # run as a file: import the package of this check
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "tests.e2e"
 
-from stateless_odoo.attachments import AttachmentStores, is_object_url
+from stateless_odoo.attachments.stores import AttachmentStores, is_object_url
 from stateless_odoo.testing import ws_close_code, ws_open, ws_send
 
 from .stack import ADMIN, Stack, StackError, Unavailable

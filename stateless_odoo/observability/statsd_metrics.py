@@ -36,9 +36,9 @@ import time
 import types
 from dataclasses import dataclass
 
-from .config import EnvReader
-from .errors import ConfigError
-from .process import PerProcess, resident_memory
+from ..config import EnvReader
+from ..errors import ConfigError
+from ..process import PerProcess, resident_memory
 
 _logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class StatsdSettings:
 
 
 class StatsdSink:
-    """Listener of :mod:`stateless_odoo.observe` and sink of :mod:`stateless_odoo.events`."""
+    """Listener of :mod:`.observe` and sink of :mod:`.events`."""
 
     def __init__(self, settings, *, client_factory=None):
         self.settings = settings

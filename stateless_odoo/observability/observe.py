@@ -26,9 +26,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..config import EnvReader
+from ..errors import ConfigError
 from . import events
-from .config import EnvReader
-from .errors import ConfigError
 
 _logger = logging.getLogger(__name__)
 

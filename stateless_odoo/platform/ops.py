@@ -1,17 +1,15 @@
 """What the ops commands read and show: a database's platform settings, where its
-attachments are, the migration's progress bar.
+attachments are.
 
-Plain SQL over a DB-API cursor (Odoo's or :class:`stateless_odoo.pg.PgCursor`): the
+Plain SQL over a DB-API cursor (Odoo's or :class:`stateless_odoo.testing.pg.PgCursor`): the
 commands answer without loading Odoo's registry, so they also work on a database that
 the startup checks refuse to serve.
 """
 
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 
-from . import objectgc
-from .storage import KINDS
+from ..attachments import collection
+from ..storage import KINDS
 
 #: where an attachment's content is, from its row: a store kind, file, db or empty
 PLACE_SQL = (
@@ -107,53 +105,16 @@ def storage_status(cr, database, running_env=None):
     status.places = {
         place: {"count": count, "bytes": int(size)} for place, count, size in cr.fetchall()
     }
-    cr.execute("SELECT to_regclass(%s)", (objectgc.TABLE,))
+    cr.execute("SELECT to_regclass(%s)", (collection.TABLE,))
     if cr.fetchone()[0]:
-        cr.execute(f"SELECT count(*) FROM {objectgc.TABLE}")  # noqa: S608 - constant
+        cr.execute(f"SELECT count(*) FROM {collection.TABLE}")  # noqa: S608 - constant
         status.gc_pending = cr.fetchone()[0]
-    # the migration holds a session-level advisory lock (see stateless_odoo.migration)
+    # the migration holds a session-level advisory lock (see stateless_odoo.attachments.migration)
     cr.execute(
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
         " WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()"
         " AND l.classid = %s AND l.objid = %s AND l.objsubid = 2",
-        (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+        (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
     )
     status.migration_running = bool(cr.fetchone()[0])
     return status
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal, for :class:`~.migration.Migration`'s
-    ``progress``; prints nothing when ``stream`` is not a terminal (the migration logs
-    its progress after each batch anyway)."""
-
-    def __init__(self, stream=None, width=30, clock=time.monotonic):
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.clock = clock
-        self.started = clock()
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.drawn = False
-
-    def line(self, seen, total, moved, size):
-        fraction = min(seen / total, 1.0) if total else 1.0
-        filled = round(fraction * self.width)
-        elapsed = self.clock() - self.started
-        eta = (total - seen) * elapsed / seen if seen and total > seen else 0.0
-        return (
-            f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}"
-            f" {seen:,}/{total:,} looked at, {moved:,} moved, {size / 1e6:.1f} MB,"
-            f" ETA {eta:.0f} s"
-        )
-
-    def __call__(self, seen, total, report):
-        if not self.enabled:
-            return
-        self.stream.write("\r" + self.line(seen, total, report.moved, report.bytes))
-        self.stream.flush()
-        self.drawn = True
-
-    def close(self):
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()

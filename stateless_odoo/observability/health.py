@@ -17,8 +17,8 @@ import json
 import threading
 import time
 
-from .config import EnvReader
-from .errors import StatelessOdooError
+from ..config import EnvReader
+from ..errors import StatelessOdooError
 
 DEFAULT_TIMEOUT = 3.0
 #: the key whose existence a check asks an object store (a missing key is an answer)

@@ -26,9 +26,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from .config import EnvReader, Secret
-from .errors import ConfigError
-from .process import resident_memory
+from ..config import EnvReader, Secret
+from ..errors import ConfigError
+from ..process import resident_memory
 
 _logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Moving attachment content between the filestore, the database and an object store.
 
 One :class:`Migration` moves every attachment that is not where the current storage
-wants it: to the object store (except what :class:`~.attachments.KeepInDatabase`
+wants it: to the object store (except what :class:`~.rule.KeepInDatabase`
 keeps in the database, which comes back there; objects of the other store kind move
 too, read through that kind's variables, and are collected once moved), or, for a team
 leaving the platform, back to the database or the local filestore. It is safe to kill
@@ -15,11 +15,11 @@ at any moment and to run again:
   anywhere, and every upload's size against the source;
 - a local file is removed only after its batch committed and when no row references it
   any more (under the SHARE lock on ``ir_attachment``); an object only through the
-  garbage collection (:mod:`.objectgc`);
+  garbage collection (:mod:`.collection`);
 - progress (count, MB, rate, ETA) is logged after each batch.
 
 The cursors are DB-API cursors that also ``commit``/``rollback``/``close`` (Odoo's
-``Cursor`` or :class:`stateless_odoo.pg.PgCursor`), made by ``cursor_factory()``.
+``Cursor`` or :class:`stateless_odoo.testing.pg.PgCursor`), made by ``cursor_factory()``.
 """
 
 import concurrent.futures
@@ -27,13 +27,16 @@ import contextlib
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 
-from . import events, objectgc
-from .attachments import KeepInDatabase, is_object_url
-from .errors import StatelessOdooError
+from ..errors import StatelessOdooError
+from ..observability import events
+from . import collection
+from .rule import KeepInDatabase
+from .stores import OBJECT_FNAME_SQL, is_object_url
 
 _logger = logging.getLogger(__name__)
 
@@ -46,8 +49,6 @@ WHOLE_READ_LIMIT = 4 * 1024 * 1024
 REMOVE_LOCK_ATTEMPTS = 50
 #: database content fetched per query, in bytes (bounds memory)
 DB_FETCH_BYTES = 64 * 1024 * 1024
-
-_OBJECT_SQL = "(store_fname LIKE 's3://%%' OR store_fname LIKE 'swift://%%')"
 
 
 class MigrationRunning(StatelessOdooError):
@@ -155,11 +156,11 @@ class Migration:
     def _where(self):
         if self.target == "store":
             if self.files_only:
-                return f"store_fname IS NOT NULL AND NOT {_OBJECT_SQL}"
+                return f"store_fname IS NOT NULL AND NOT {OBJECT_FNAME_SQL}"
             return "(store_fname IS NOT NULL OR db_datas IS NOT NULL)"
         if self.target == "db":
             return "store_fname IS NOT NULL"
-        return f"({_OBJECT_SQL} OR (store_fname IS NULL AND db_datas IS NOT NULL))"
+        return f"({OBJECT_FNAME_SQL} OR (store_fname IS NULL AND db_datas IS NOT NULL))"
 
     def _dest(self, store_fname, mimetype, size):
         """Where content belongs, or None when it is there already."""
@@ -184,7 +185,7 @@ class Migration:
         try:
             lock_cr.execute(
                 "SELECT pg_try_advisory_lock(%s, %s)",
-                (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+                (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
             )
             if not lock_cr.fetchone()[0]:
                 raise MigrationRunning(
@@ -197,7 +198,7 @@ class Migration:
             finally:
                 lock_cr.execute(
                     "SELECT pg_advisory_unlock(%s, %s)",
-                    (objectgc.LOCK_NAMESPACE, objectgc.MIGRATION_LOCK),
+                    (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),
                 )
                 lock_cr.commit()
         finally:
@@ -207,7 +208,7 @@ class Migration:
         report = MigrationReport(self.target)
         started = time.monotonic()
         with self._cursor() as cr:
-            objectgc.ensure_table(cr)
+            collection.ensure_table(cr)
             cr.execute(
                 f"SELECT count(*), coalesce(sum(file_size), 0) FROM ir_attachment"
                 f" WHERE type = 'binary' AND {self._where()}"
@@ -334,7 +335,7 @@ class Migration:
                     to_collect.append(group.source)
                 elif group.source:
                     to_remove.append(group.source)
-            objectgc.mark(cr, to_collect)
+            collection.mark(cr, to_collect)
         # the batch is committed: local files and objects no row references can go
         if to_remove:
             report.files_removed += self._remove_files(to_remove)
@@ -342,7 +343,7 @@ class Migration:
             mine = [url for url in to_collect if url.startswith(f"{stores.kind}://")]
             if mine:
                 with self._cursor() as cr:
-                    objectgc.collect(cr, stores, only=mine, attempts=REMOVE_LOCK_ATTEMPTS)
+                    collection.collect(cr, stores, only=mine, attempts=REMOVE_LOCK_ATTEMPTS)
         return len(rows), rows[-1][0]
 
     def _plan(self, rows):
@@ -382,14 +383,14 @@ class Migration:
             if not group.checksum:
                 group.checksum = self._sha1_of(group)
             if group.checksum:
-                group.new_fname = self.stores.url_for(group.checksum)
+                group.new_fname = self.stores.place(group.checksum).store_fname
                 uploads.append(group.new_fname)
         if uploads:
             # lock, then record (as _file_write does): a collection running between
             # the two would otherwise drop the record of an object uploaded next
-            objectgc.lock_objects(cr, uploads)
+            collection.lock_objects(cr, uploads)
             with self._cursor() as side:
-                objectgc.mark(side, uploads)
+                collection.mark(side, uploads)
 
     def _sha1_of(self, group):
         try:
@@ -479,7 +480,7 @@ class Migration:
         return None
 
     def _put(self, group, data, size):
-        store, key = self.stores.locate(group.new_fname)
+        store, key, _fname = self.stores.place(group.checksum)
         info = store.put(key, data, content_type=group.mimetype or None, size=size)
         if info.size != size:
             raise StatelessOdooError(
@@ -538,7 +539,7 @@ class Migration:
         removed = 0
         with self._cursor() as cr:
             cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            if not objectgc.share_lock(cr, attempts=REMOVE_LOCK_ATTEMPTS):
+            if not collection.share_lock(cr, attempts=REMOVE_LOCK_ATTEMPTS):
                 self.log.warning(
                     "attachment migration: %d local files kept (their rows moved): writers"
                     " held ir_attachment for %.0f s; they are unreferenced and can go",
@@ -587,3 +588,59 @@ class _Transaction:
         finally:
             self.cr.close()
         return False
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal, for :class:`~.migration.Migration`'s
+    ``progress``; prints nothing when ``stream`` is not a terminal (the migration logs
+    its progress after each batch anyway)."""
+
+    def __init__(self, stream=None, width=30, clock=time.monotonic):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.clock = clock
+        self.started = clock()
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.drawn = False
+
+    def line(self, seen, total, moved, size):
+        fraction = min(seen / total, 1.0) if total else 1.0
+        filled = round(fraction * self.width)
+        elapsed = self.clock() - self.started
+        eta = (total - seen) * elapsed / seen if seen and total > seen else 0.0
+        return (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}"
+            f" {seen:,}/{total:,} looked at, {moved:,} moved, {size / 1e6:.1f} MB,"
+            f" ETA {eta:.0f} s"
+        )
+
+    def __call__(self, seen, total, report):
+        if not self.enabled:
+            return
+        self.stream.write("\r" + self.line(seen, total, report.moved, report.bytes))
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self):
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def find_update_module(frame=None, *, function="load_modules", variable="update_module"):
+    """The value of ``update_module`` in the nearest ``load_modules`` frame up the stack.
+
+    Odoo's ``load_modules`` calls every model's ``_register_hook`` at the end of
+    loading with a local ``update_module`` that is truthy after an install or upgrade.
+    Nothing else tells a hook that modules were just installed, hence this look at the
+    stack. It searches every frame up (another addon's ``_register_hook`` override may
+    sit in between) and returns ``None`` when no ``load_modules`` frame is there (a
+    registry built outside of module loading).
+    """
+    frame = sys._getframe(1) if frame is None else frame
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == function and variable in frame.f_locals:
+            return frame.f_locals[variable]
+        frame = frame.f_back
+    return None

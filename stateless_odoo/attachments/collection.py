@@ -24,15 +24,15 @@ So an object is referenced, and locked, by its container and key whatever the sc
 it is deleted only when no row names it through either API.
 
 Cursors are DB-API cursors with ``execute``/``fetchall`` (Odoo's ``Cursor`` or
-:class:`stateless_odoo.pg.PgCursor`); transactions are the caller's.
+:class:`stateless_odoo.testing.pg.PgCursor`); transactions are the caller's.
 """
 
 import logging
 import time
 from dataclasses import dataclass
 
-from .attachments import is_object_url
-from .storage import KINDS
+from ..storage import KINDS
+from .stores import is_object_url
 
 _logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1):
     """Delete the candidates that no attachment references; commit is the caller's.
 
     ``cr`` must be a cursor whose transaction has not started (the isolation level is set
-    here). ``stores`` is an :class:`~stateless_odoo.attachments.AttachmentStores`; when
+    here). ``stores`` is an :class:`~.stores.AttachmentStores`; when
     it is ``None`` or disabled, candidates still referenced are dropped and nothing else
     is touched. ``only`` limits
     the collection to these URLs (the candidates one transaction just made).

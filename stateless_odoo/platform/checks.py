@@ -30,10 +30,10 @@ import functools
 import re
 from dataclasses import dataclass
 
-from . import health
-from .config import EnvReader, render_db_placeholder
-from .errors import ConfigError
-from .storage import KINDS, config_errors, read_settings
+from ..config import EnvReader, render_db_placeholder
+from ..errors import ConfigError
+from ..observability import health
+from ..storage import CONTAINER_VARIABLE, KINDS, config_errors, read_settings
 
 ENVIRONMENTS = ("prod", "integration", "test", "dev")
 #: the providers of seed 001 and the object store each uses
@@ -47,8 +47,6 @@ STORE_VARIABLES = {
     "s3": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_BUCKETNAME"),
     "swift": ("SWIFT_AUTH_URL", "SWIFT_ACCOUNT", "SWIFT_PASSWORD", "SWIFT_WRITE_CONTAINER"),
 }
-#: the variable holding the bucket or container name of each kind
-CONTAINER_VARIABLE = {"s3": "AWS_BUCKETNAME", "swift": "SWIFT_WRITE_CONTAINER"}
 
 
 @dataclass(frozen=True)
@@ -333,7 +331,7 @@ def probe(environ=None, *, kind=None, sessions=True, db_name=None, timeout=None)
 
 def _probe(environ, kind, sessions, db_name, timeout):
     """``(configuration problems, connectivity problems)`` of :func:`probe`."""
-    from .sessions import RedisSessionSettings  # redis is imported only to probe
+    from ..sessions.settings import RedisSessionSettings  # redis is imported only to probe
 
     env = EnvReader(environ)
     timeout = timeout or health.DEFAULT_TIMEOUT
@@ -352,7 +350,7 @@ def _probe(environ, kind, sessions, db_name, timeout):
         checks.add("redis", lambda: settings.make_client().ping())
         blame["redis"] = ("ODOO_SESSION_REDIS_HOST", settings.where())
     if kind in KINDS:
-        from .storage import build_store
+        from ..storage import build_store
 
         store = None
         errors = _check_store(env, kind, db_name)

@@ -10,7 +10,7 @@ carries::
 
 The access line of a request (werkzeug's) also carries ``http_method``, ``http_path``
 (never the query string), ``http_status``, ``duration_ms``, ``sql_count`` and
-``sql_ms``, read from :func:`stateless_odoo.observe.current`; its message loses the
+``sql_ms``, read from :func:`.observe.current`; its message loses the
 query string too.
 
 Secrets never reach the output: :func:`redact` masks passwords, tokens, session ids and
@@ -34,8 +34,8 @@ except ImportError:
 
     _LIBRARY_OPTIONS = {"json_ensure_ascii": False}
 
+from ..config import EnvReader
 from . import observe
-from .config import EnvReader
 
 #: python's level names as log pipelines expect them in ``severity``
 _SEVERITY = {

@@ -3,10 +3,10 @@
 This module never imports Odoo: ``logging_json``, ``monitoring_statsd`` and
 ``monitoring_prometheus`` call these functions from their ``post_load`` with the
 ``odoo`` package. Each function is idempotent and does nothing when its variable is off.
-What they patch (all in Odoo 18, see DESIGN.md §3):
+What they patch (all in Odoo 18):
 
 - ``odoo.http.Application.__call__`` and ``Request._set_request_dispatcher``: the
-  request observer (:mod:`stateless_odoo.observe`);
+  request observer (:mod:`.observe`);
 - ``odoo.service.server.PreforkServer.worker_pop``: reaped processes are marked dead
   for Prometheus.
 """
@@ -16,11 +16,10 @@ import functools
 import logging
 import threading
 
+from ..config import EnvReader
+from ..errors import ConfigError, StatelessOdooError
+from ..storage import CONTAINER_VARIABLE, KINDS, build_store, config_errors
 from . import events, health, jsonlog, observe
-from .config import EnvReader
-from .errors import ConfigError, StatelessOdooError
-from .platform_checks import CONTAINER_VARIABLE
-from .storage import KINDS, build_store, config_errors
 
 _logger = logging.getLogger(__name__)
 
