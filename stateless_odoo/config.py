@@ -164,6 +164,14 @@ def _check_range(name, number, minimum, maximum):
         raise ConfigError(name, f"{number!r} is above the maximum {maximum!r}")
 
 
+def server_environment(option=None, environ=None):
+    """The server environment's name: Odoo's ``running_env`` option (OCA
+    server_environment's) when given, else ``RUNNING_ENV``; ``None`` when neither is
+    set. The one place where it is resolved."""
+    env = environ if isinstance(environ, EnvReader) else EnvReader(environ)
+    return option or env.str("RUNNING_ENV") or None
+
+
 def render_db_placeholder(variable, template, db_name):
     """Replace ``{db}`` in a container/bucket name template with the database name."""
     if "{db}" not in template:

@@ -34,7 +34,7 @@ SWIFT = {
 
 
 def good(env, kind="s3"):
-    """Seed 001's variables for ``env`` (sessions in Redis, attachments per env)."""
+    """The older addons' variables for ``env`` (sessions in Redis, attachments per env)."""
     variables = {
         "RUNNING_ENV": env,
         "ODOO_SESSION_REDIS": "1",
@@ -127,7 +127,7 @@ def test_several_mistakes_are_reported_at_once():
 
 
 def test_other_environments_never_use_production_names():
-    # dev, labs and names the platform does not know (seed 001: "at least" these four)
+    # dev, labs and names the platform does not know (a project has at least these four)
     for env in ("dev", "labs-42", "staging", "production"):
         assert check({**good("integration"), "RUNNING_ENV": env}, location="s3") == []
         problems = check({**good("prod"), "RUNNING_ENV": env}, location="s3")

@@ -20,7 +20,7 @@ from stateless_odoo.attachments.caches import ObjectCache, PresignedUrls
 from stateless_odoo.attachments.migration import Migration, MigrationRunning, find_update_module
 from stateless_odoo.attachments.rule import KEEP_IN_DATABASE_PARAM, KeepInDatabase
 from stateless_odoo.attachments.settings import AttachmentSettings
-from stateless_odoo.attachments.stores import AttachmentStores, is_object_url
+from stateless_odoo.attachments.stores import OBJECT_FNAME_SQL, AttachmentStores, is_object_url
 from stateless_odoo.errors import ConfigError, ObjectNotFound, StatelessOdooError
 from stateless_odoo.storage import KINDS, parse_object_url
 
@@ -191,6 +191,15 @@ class IrAttachment(models.Model):
             return _("attachment %(id)s (%(name)s)", id=self.id, name=self.name)
         return _("attachment content")
 
+    def _object_storage_read_error(self, exc):
+        return UserError(
+            _(
+                "The content of %(what)s cannot be read from the object store: %(error)s",
+                what=self._object_storage_describe(),
+                error=exc,
+            )
+        )
+
     @api.model
     def _file_read(self, fname):
         parts = parse_object_url(fname or "")
@@ -212,13 +221,7 @@ class IrAttachment(models.Model):
             return data
         except (StatelessOdooError, UserError) as exc:
             _logger.error("%s: cannot read %s: %s", self._object_storage_describe(), fname, exc)
-            raise UserError(
-                _(
-                    "The content of %(what)s cannot be read from the object store: %(error)s",
-                    what=self._object_storage_describe(),
-                    error=exc,
-                )
-            ) from exc
+            raise self._object_storage_read_error(exc) from exc
 
     @api.model
     def _object_storage_moved_file(self, fname):
@@ -236,13 +239,7 @@ class IrAttachment(models.Model):
         except ObjectNotFound:
             return None
         except StatelessOdooError as exc:
-            raise UserError(
-                _(
-                    "The content of %(what)s cannot be read from the object store: %(error)s",
-                    what=self._object_storage_describe(),
-                    error=exc,
-                )
-            ) from exc
+            raise self._object_storage_read_error(exc) from exc
         _logger.info("%s: read from the store, its file %s was moved there", fname, key)
         return data
 
@@ -386,10 +383,8 @@ class IrAttachment(models.Model):
 
     @api.model
     def _has_objects(self):
-        self.env.cr.execute(
-            "SELECT 1 FROM ir_attachment WHERE store_fname LIKE 's3://%%'"
-            " OR store_fname LIKE 'swift://%%' LIMIT 1"
-        )
+        query = f"SELECT 1 FROM ir_attachment WHERE {OBJECT_FNAME_SQL} LIMIT 1"  # noqa: S608
+        self.env.cr.execute(query)
         return bool(self.env.cr.fetchone())
 
     # -- after an install or upgrade ------------------------------------------------------

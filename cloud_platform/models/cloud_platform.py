@@ -1,5 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""``cloud.platform``: the startup checks and the provider install (seed 001).
+"""``cloud.platform``: the startup checks and the provider install songs.
 
 The rules live in :mod:`stateless_odoo.platform.checks`; this model gives them what only
 the database knows (``ir_attachment.location``, the recorded platform, the installed
@@ -22,6 +22,7 @@ from odoo.exceptions import UserError
 from odoo.service import server as odoo_server
 from odoo.tools import config
 
+from stateless_odoo.config import EnvReader, server_environment
 from stateless_odoo.errors import ConfigError
 from stateless_odoo.platform import checks
 
@@ -33,7 +34,7 @@ LOCATION_PARAM = "ir_attachment.location"
 
 def running_env():
     """server_environment's ``running_env`` option when set, else ``RUNNING_ENV``."""
-    return config.get("running_env") or os.environ.get("RUNNING_ENV") or None
+    return server_environment(config.get("running_env"))
 
 
 def limit_time_real():
@@ -174,7 +175,7 @@ class CloudPlatform(models.AbstractModel):
     def _platform_kind(self):
         """The platform of this deployment: ODOO_CLOUD_PLATFORM_KIND, else the ``kind``
         of server_environment's ``[cloud_platform]`` section, else the recorded one."""
-        platform = os.environ.get("ODOO_CLOUD_PLATFORM_KIND", "").strip()
+        platform = EnvReader().str("ODOO_CLOUD_PLATFORM_KIND")
         if not platform:
             platform = self._server_environment_kind()
         if not platform:

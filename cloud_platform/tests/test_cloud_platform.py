@@ -55,7 +55,7 @@ def store_variables(kind, container):
 
 
 def good(env, client, kind="s3"):
-    """Seed 001's variables for ``env`` on the local services: sessions in Redis, the
+    """The older addons' variables for ``env`` on the local services: sessions in Redis, the
     ``kind`` store, and the other store's credentials too (to read what is there)."""
     container = f"{client}-odoo-{env}"
     other = "swift" if kind == "s3" else "s3"

@@ -305,7 +305,8 @@ def route_details(info):
         button_of_request(info)
 
 
-#: the JSON-RPC routes whose ``model`` and ``method`` are reported (seed 001's buttons)
+#: the JSON-RPC routes whose ``model`` and ``method`` are reported (the older addons'
+#: button metrics)
 BUTTON_ROUTES = ("/web/dataset/call_button",)
 
 

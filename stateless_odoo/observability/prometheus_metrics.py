@@ -119,9 +119,10 @@ def prepare_directory(settings, environ=None):
 
     Must run before any metric is created. The first process (no owner in the
     environment) wipes the counts of a previous run; its children keep them."""
-    environ = os.environ if environ is None else environ
-    directory = settings.directory or environ.get("PROMETHEUS_MULTIPROC_DIR")
-    owned = environ.get(OWNER_VARIABLE)
+    env = EnvReader(environ)
+    environ = env.environ  # the variables below are set for the children too
+    directory = settings.directory or env.str("PROMETHEUS_MULTIPROC_DIR")
+    owned = env.str(OWNER_VARIABLE)
     if not directory:
         directory = tempfile.mkdtemp(prefix="odoo-prometheus-")
         if not owned:

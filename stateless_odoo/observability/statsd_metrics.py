@@ -1,8 +1,7 @@
 """statsd metrics, named as the older platform's dashboards expect.
 
-Variables (seed 001): ``ODOO_STATSD`` (on/off), ``STATSD_CUSTOMER``, ``STATSD_ENVIRONMENT``
-(default: ``RUNNING_ENV``, the server environment), ``STATSD_HOST`` (default localhost),
-``STATSD_PORT`` (8125), ``STATSD_PREFIX`` (``odoo``).
+Variables: those of the older ``monitoring_statsd`` addon (``ODOO_STATSD``,
+``STATSD_*``; the table is in docs/deployment.md, "statsd: monitoring_statsd").
 
 Names (``<p>`` = prefix, ``<c>`` = customer, ``<e>`` = environment):
 
@@ -36,7 +35,7 @@ import time
 import types
 from dataclasses import dataclass
 
-from ..config import EnvReader
+from ..config import EnvReader, server_environment
 from ..errors import ConfigError
 from ..process import PerProcess, resident_memory
 
@@ -75,7 +74,7 @@ class StatsdSettings:
             raise ConfigError(
                 "STATSD_CUSTOMER", "is not set (ODOO_STATSD=1 needs the customer's name)"
             )
-        environment = env.str("STATSD_ENVIRONMENT") or running_env or env.str("RUNNING_ENV") or None
+        environment = env.str("STATSD_ENVIRONMENT") or server_environment(running_env, env)
         if environment is None:
             raise ConfigError(
                 "STATSD_ENVIRONMENT",

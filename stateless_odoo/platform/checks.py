@@ -3,10 +3,11 @@
 Pure logic over the environment variables (and the database's ``ir_attachment.location``,
 given by the caller); ``cloud_platform`` runs it when a database loads and refuses to
 serve it when :func:`check` finds problems. Every problem names its variable and what
-was expected; all problems are reported at once. Rules (seed 001, the older addon):
+was expected; all problems are reported at once. Rules (those of the older Camptocamp
+``cloud_platform`` addon):
 
 - ``RUNNING_ENV`` is set (``prod``, ``integration``, ``test``, ``dev``, ``labs...`` or
-  another name: seed 001 lists the environments a project has "at least");
+  another name: a project has at least these environments, and may have more);
 - prod, integration and test keep sessions in Redis (``ODOO_SESSION_REDIS`` on, a host,
   URL or sentinel given) with the prefix ``<client>-odoo-<env>...`` of their environment;
 - prod and integration keep attachments in the object store (``ir_attachment.location``
@@ -30,13 +31,13 @@ import functools
 import re
 from dataclasses import dataclass
 
-from ..config import EnvReader, render_db_placeholder
+from ..config import EnvReader, render_db_placeholder, server_environment
 from ..errors import ConfigError
 from ..observability import health
 from ..storage import CONTAINER_VARIABLE, KINDS, config_errors, read_settings
 
 ENVIRONMENTS = ("prod", "integration", "test", "dev")
-#: the providers of seed 001 and the object store each uses
+#: the providers the older addons supported and the object store each uses
 PLATFORMS = {"exoscale": "s3", "ovh": "swift"}
 #: a production name, as the older addon matched it (from the start, any suffix)
 _PROD_NAME = re.compile(r"[A-Za-z0-9._-]+-odoo-prod")
@@ -98,7 +99,7 @@ def environment_kind(running_env):
 def platform_location(platform, which):
     """The ``ir_attachment.location`` a platform's install sets for an environment kind:
     the platform's object store in prod, integration and labs, the database in test and
-    dev (seed 001: test keeps attachments in the database)."""
+    dev (as the older addons did: test keeps attachments in the database)."""
     try:
         kind = PLATFORMS[platform]
     except KeyError:
@@ -133,7 +134,7 @@ def check(
     prod, integration and test get every rule; dev, labs and other names only "never
     production's bucket, container or prefix"."""
     env = EnvReader(environ)
-    running_env = running_env or env.str("RUNNING_ENV")
+    running_env = server_environment(running_env, env)
     if not running_env:
         return [
             Problem(
@@ -395,7 +396,7 @@ def check_database(
         problems.append(
             Problem("cloud.platform.kind", f"{platform!r} is not one of {', '.join(PLATFORMS)}")
         )
-    running_env = running_env or env.str("RUNNING_ENV")
+    running_env = server_environment(running_env, env)
     problems += check(
         environ,
         running_env=running_env,

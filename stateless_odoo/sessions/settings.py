@@ -32,27 +32,9 @@ class RedisSessionSettings:
 
     @classmethod
     def from_env(cls, environ=None):
-        """Read the variables of the older ``session_redis`` addon, and a few more.
-
-        ==================================== =============================================
-        ODOO_SESSION_REDIS                   on/off (default off: nothing else is read)
-        ODOO_SESSION_REDIS_URL               ``redis://[user:password@]host:port/db``,
-                                             ``rediss://`` for TLS; else HOST/PORT/PASSWORD
-        ODOO_SESSION_REDIS_HOST              default ``localhost``
-        ODOO_SESSION_REDIS_PORT              default 6379
-        ODOO_SESSION_REDIS_PASSWORD          password
-        ODOO_SESSION_REDIS_DB                database index (default 0)
-        ODOO_SESSION_REDIS_PREFIX            namespace of the keys (one per environment)
-        ODOO_SESSION_REDIS_EXPIRATION        seconds a logged-in session lives unused
-                                             (default: Odoo's sessions.max_inactivity_seconds)
-        ODOO_SESSION_REDIS_EXPIRATION_ANONYMOUS  same for anonymous sessions (default 3 h)
-        ODOO_SESSION_REDIS_SENTINEL_HOST     sentinel host(s), comma-separated, ``host``
-                                             or ``host:port``
-        ODOO_SESSION_REDIS_SENTINEL_PORT     default port of the sentinels (26379)
-        ODOO_SESSION_REDIS_SENTINEL_MASTER_NAME  the master's name (required with sentinels)
-        ODOO_SESSION_REDIS_CONNECT_TIMEOUT   seconds (default 2)
-        ODOO_SESSION_REDIS_READ_TIMEOUT      seconds (default 2)
-        ==================================== =============================================
+        """Read the ``ODOO_SESSION_REDIS_*`` variables of the older ``session_redis``
+        addon, and a few more (the table is in docs/deployment.md, "Sessions:
+        session_redis").
         """
         env = environ if isinstance(environ, EnvReader) else EnvReader(environ)
         if not env.bool("ODOO_SESSION_REDIS", False):

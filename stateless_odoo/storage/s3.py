@@ -65,26 +65,9 @@ _BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientErr
 
 @dataclass(frozen=True)
 class S3Settings(StoreSettings):
-    """The S3 store's settings, read from (``from_env``, ``read_env``):
-
-    ========================== ======================================================
-    AWS_BUCKETNAME             bucket; ``{db}`` is replaced by the database name
-    AWS_ACCESS_KEY_ID          access key (optional: boto3's own chain otherwise)
-    AWS_SECRET_ACCESS_KEY      secret key (required with the access key)
-    AWS_HOST                   endpoint, ``https://`` added when it has no scheme;
-                               unset for AWS itself
-    AWS_REGION                 region name
-    AWS_ADDRESSING_STYLE       ``path``, ``virtual`` or ``auto`` (default: ``path``
-                               with AWS_HOST, ``auto`` without)
-    AWS_KEY_PREFIX             prefix of every object key (e.g. ``odoo/``)
-    AWS_SERVER_SIDE_ENCRYPTION ``AES256`` or ``aws:kms`` (+ AWS_SSE_KMS_KEY_ID)
-    AWS_CONNECT_TIMEOUT        seconds (default 5)
-    AWS_READ_TIMEOUT           seconds (default 10)
-    AWS_MAX_ATTEMPTS           attempts per call, retries included (default 3)
-    AWS_MULTIPART_THRESHOLD    size from which uploads are multipart (default 16M)
-    AWS_MULTIPART_CHUNKSIZE    part size (default 8M, at least 5M)
-    AWS_MAX_POOL_CONNECTIONS   HTTP connections kept per process (default 16)
-    ========================== ======================================================
+    """The S3 store's settings: the ``AWS_*`` variables of the older ``attachment_s3``
+    addon, same names and meaning, and a few more (the table is in docs/deployment.md,
+    "S3: attachment_s3").
     """
 
     bucket_template: str

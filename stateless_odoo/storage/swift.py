@@ -61,27 +61,9 @@ BACKOFF_MAX = 4
 
 @dataclass(frozen=True)
 class SwiftSettings(StoreSettings):
-    """The Swift store's settings, read from (``from_env``, ``read_env``):
-
-    ========================== ======================================================
-    SWIFT_AUTH_URL             identity endpoint (keystone ``.../v3``, ``.../v2.0``,
-                               or v1 ``.../auth/v1.0``)
-    SWIFT_ACCOUNT              user name (v1: ``account:user``)
-    SWIFT_PASSWORD             password or v1 key
-    SWIFT_WRITE_CONTAINER      container; ``{db}`` is replaced by the database name
-    SWIFT_PROJECT_NAME         project (tenant); SWIFT_TENANT_NAME is the old name
-    SWIFT_REGION_NAME          region of the object-store endpoint
-    SWIFT_AUTH_VERSION         1, 2 or 3 (default: read from SWIFT_AUTH_URL)
-    SWIFT_USER_DOMAIN_NAME     keystone v3 user domain (default ``Default``)
-    SWIFT_PROJECT_DOMAIN_NAME  keystone v3 project domain (default ``Default``)
-    SWIFT_INTERFACE            ``public``, ``internal`` or ``admin`` endpoint
-    SWIFT_TEMP_URL_KEY         key of temporary URLs (default: the account's
-                               ``Temp-URL-Key`` metadata)
-    SWIFT_KEY_PREFIX           prefix of every object name
-    SWIFT_CONNECT_TIMEOUT      seconds (default 5)
-    SWIFT_READ_TIMEOUT         seconds (default 10)
-    SWIFT_MAX_ATTEMPTS         attempts per call, retries included (default 3)
-    ========================== ======================================================
+    """The Swift store's settings: the ``SWIFT_*`` variables of the older
+    ``attachment_swift`` addon, same names and meaning, and a few more (the table is in
+    docs/deployment.md, "Swift: attachment_swift").
     """
 
     auth_url: str

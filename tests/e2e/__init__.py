@@ -1,4 +1,4 @@
-"""The end-to-end scenario (issue 7): several stateless Odoo 18 processes behind nginx.
+"""The end-to-end scenario: several stateless Odoo 18 processes behind nginx.
 
 - ``stack.py``: starts the platform on loopback (services, replica, database, Odoo
   processes, nginx); used by the scenario and by ``bench/bench_e2e.py``.

@@ -60,7 +60,7 @@ def _load(name, path):
 odoo_tier = _load("e2e_odoo_tier", ROOT / "scripts" / "odoo_tier.py")
 nginx = _load("e2e_nginx", ROOT / "scripts" / "e2e" / "nginx.py")
 
-#: the --load line of the stateless processes (seed 001's, plus Prometheus); logging_json
+#: the --load line of the stateless processes (the older addons', plus Prometheus); logging_json
 #: first, so that the lines the other addons log while they load are JSON already
 SERVER_WIDE = "base,web,logging_json,session_redis,monitoring_statsd,monitoring_prometheus"
 #: installed in the stateless database (the store addon per kind is added)
