@@ -35,25 +35,22 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import requests
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT))
-
-import odoo_tier  # noqa: E402
-from bench_sessions import (  # noqa: E402
+from common import (
+    ROOT,
     call_kw,
     create_database,
     drop_database,
     login,
     odoo_or_exit,
+    remove_container,
+    services_env,
     start_odoo,
+    store_environ,
 )
 
-from stateless_odoo.storage import build_store  # noqa: E402
+from stateless_odoo.storage import build_store
 
 STREAM_GOAL = 1.3
 REDIRECT_GOAL_MS = 5.0
@@ -119,16 +116,10 @@ def main():
     )
     args = parser.parse_args()
     python, version, odoo_root = odoo_or_exit()
-    services = odoo_tier.services_env()
+    services = services_env()
     db = f"bench_content_{os.getpid()}"
     bucket = f"bench-content-{uuid.uuid4().hex[:8]}"
-    store_env = {
-        "AWS_HOST": services["TEST_S3_ENDPOINT"],
-        "AWS_REGION": services["TEST_S3_REGION"],
-        "AWS_ACCESS_KEY_ID": services["TEST_S3_ACCESS_KEY"],
-        "AWS_SECRET_ACCESS_KEY": services["TEST_S3_SECRET_KEY"],
-        "AWS_BUCKETNAME": bucket,
-    }
+    store_env = store_environ("s3", bucket, services=services)
     store = build_store("s3", store_env)
     store.ensure_container()
     base_env = {**os.environ, "PYTHONPATH": str(ROOT), **store_env}
@@ -167,8 +158,7 @@ def main():
         raw = raw_gets(store, made, args.requests)
     finally:
         drop_database(db)
-        store.delete_many([info.key for info in store.list()])
-        store.client.delete_bucket(Bucket=bucket)
+        remove_container(store)
 
     print(f"\n/web/content, prefork 2 workers, one client, {args.requests} requests each,"
           " median ms (client side; worker: the JSON access line's duration_ms);"

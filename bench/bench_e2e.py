@@ -32,11 +32,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import common  # noqa: F401 - puts this checkout first on the import path: its tests/
 
-from tests.e2e.scenario import User, png  # noqa: E402
-from tests.e2e.stack import ADMIN, Stack, Unavailable  # noqa: E402
+from tests.e2e.scenario import User, png
+from tests.e2e.stack import ADMIN, Stack, Unavailable
 
 MIX = (("rpc", 40), ("page", 10), ("download", 25), ("image", 25))
 KINDS = [kind for kind, _weight in MIX]

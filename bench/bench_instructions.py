@@ -13,7 +13,7 @@ give the end-to-end figures beside it.
 One Odoo 18 per mode, threaded (``--workers 0``: one process) under
 ``valgrind --tool=callgrind --instr-atstart=no``; after start-up and a warm-up, the
 instrumentation is switched on (``callgrind_control -i on``), one client makes N
-sequential authenticated JSON-RPC calls of each workload of bench_sessions, and the
+sequential authenticated JSON-RPC calls of each workload (bench/common.py), and the
 counters are dumped after each workload (``callgrind_control -d``).
 
     ./dev bench instructions [--compare observability|sessions] [--requests 100]
@@ -35,23 +35,34 @@ import time
 from pathlib import Path
 
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_observability as bo
-import bench_sessions as bs
+from common import (
+    ALL_LOAD,
+    FEATURES,
+    WORKLOADS,
+    all_env,
+    bench_env,
+    create_database,
+    drop_database,
+    free_port,
+    login,
+    odoo_launcher,
+    odoo_options,
+    odoo_or_exit,
+    seed_partners,
+    services_env,
+    wait_healthy,
+)
 
 from stateless_odoo.testing import StatsdServer
 
 GOALS = {"observability": 0.03, "sessions": None}
-FEATURES = {"json": "ODOO_LOGGING_JSON", "statsd": "ODOO_STATSD", "prometheus": "ODOO_PROMETHEUS"}
 
 
 def start(python, odoo_root, db, env, data_dir, load, out_file, logfile):
     """Odoo under callgrind, its instrumentation off until ``callgrind_control -i on``."""
-    port = bs.odoo_tier.free_port()
-    launcher = bs.odoo_tier.odoo_launcher(python, odoo_root)
-    options = bs.odoo_command(python, odoo_root, db)[len(launcher) :]
+    port = free_port()
+    launcher = odoo_launcher(python, odoo_root)
+    options = odoo_options(odoo_root, db)
     if launcher[0] != str(python):
         launcher = [str(python), *launcher]  # the odoo script: valgrind runs Python
     command = [
@@ -64,7 +75,7 @@ def start(python, odoo_root, db, env, data_dir, load, out_file, logfile):
     ]  # fmt: skip
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    bs.wait_healthy(proc, url, 900)
+    wait_healthy(proc, url, 900)
     return proc, url
 
 
@@ -92,7 +103,7 @@ def measure(proc, url, sid, out_file, requests_count, workloads):
     """Instructions per request of each workload."""
     per_request = {}
     for workload in workloads:
-        payload = {"jsonrpc": "2.0", "method": "call", "params": bs.WORKLOADS[workload]}
+        payload = {"jsonrpc": "2.0", "method": "call", "params": WORKLOADS[workload]}
         http = requests.Session()
         http.cookies.set("session_id", sid)
 
@@ -122,8 +133,8 @@ def main():
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument(
         "--workloads",
-        default=",".join(bs.WORKLOADS),
-        help=f"comma-separated, among {', '.join(bs.WORKLOADS)}",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated, among {', '.join(WORKLOADS)}",
     )
     parser.add_argument(
         "--repeat",
@@ -139,26 +150,26 @@ def main():
     )
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
-    unknown = set(workloads) - set(bs.WORKLOADS)
+    unknown = set(workloads) - set(WORKLOADS)
     if unknown or not workloads or args.repeat < 1:
-        sys.exit(f"bench: --workloads among {', '.join(bs.WORKLOADS)}; --repeat >= 1")
-    python, version, odoo_root = bs.odoo_or_exit()
-    services = bs.odoo_tier.services_env()
+        sys.exit(f"bench: --workloads among {', '.join(WORKLOADS)}; --repeat >= 1")
+    python, version, odoo_root = odoo_or_exit()
+    services = services_env()
     db = f"bench_instructions_{os.getpid()}"
-    base_env = bs.bench_env()
+    base_env = bench_env()
     print(f"bench: Odoo {version}, database {db}: installing web ...", flush=True)
-    bs.create_database(python, odoo_root, db, base_env)
+    create_database(python, odoo_root, db, base_env)
     sink = StatsdServer(keep=False)
     if args.compare == "observability":
         modes = {"none": ("base,web", {})}
         if args.breakdown:
             off = dict.fromkeys(FEATURES.values(), "0")
             # the addons loaded, every feature off: what loading them costs alone
-            modes["loaded"] = (bo.ALL_LOAD, off)
-            alone = {**bo.all_env(sink.port), **off}
+            modes["loaded"] = (ALL_LOAD, off)
+            alone = {**all_env(sink.port), **off}
             for feature, variable in FEATURES.items():
-                modes[feature] = (bo.ALL_LOAD, {**alone, variable: "1"})
-        modes["all"] = (bo.ALL_LOAD, bo.all_env(sink.port))
+                modes[feature] = (ALL_LOAD, {**alone, variable: "1"})
+        modes["all"] = (ALL_LOAD, all_env(sink.port))
     else:
         modes = {
             "file": ("base,web,session_redis", {"ODOO_SESSION_REDIS": "0"}),
@@ -194,9 +205,9 @@ def main():
                 )  # fmt: skip
                 try:
                     print(f"  {mode}: up in {time.monotonic() - started:.0f} s", flush=True)
-                    sid = bs.login(url, db)
+                    sid = login(url, db)
                     if not seeded:
-                        bs.seed_partners(url, sid)
+                        seed_partners(url, sid)
                         seeded = True
                     measured = measure(proc, url, sid, out_file, args.requests, workloads)
                     for workload, count in measured.items():
@@ -210,7 +221,7 @@ def main():
                         proc.kill()
     finally:
         sink.close()
-        bs.drop_database(db)
+        drop_database(db)
     base, *others = modes
     mean = {m: {w: sum(v) / len(v) for w, v in results[m].items()} for m in modes}
     print(

@@ -29,7 +29,6 @@ import os
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,12 +38,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import empty, free_port, remove_container, store_environ
 
-from stateless_odoo.attachments.migration import Migration  # noqa: E402
-from stateless_odoo.attachments.stores import AttachmentStores  # noqa: E402
-from stateless_odoo.testing.pg import PgCursor  # noqa: E402
+from stateless_odoo.attachments.migration import Migration
+from stateless_odoo.attachments.stores import AttachmentStores
+from stateless_odoo.storage import build_store
+from stateless_odoo.testing.pg import PgCursor
 
 GOAL = 0.7
 DB_NAME = "bench"
@@ -55,24 +54,6 @@ SIZE_CLASSES = [
     (0.045, 1024 * 1024, 5 * 1024 * 1024),
     (0.005, 5 * 1024 * 1024, 20 * 1024 * 1024),
 ]
-
-
-def environ(api, container, endpoint=None):
-    e = os.environ
-    if api == "s3":
-        return {
-            "AWS_HOST": endpoint or e["TEST_S3_ENDPOINT"],
-            "AWS_REGION": e["TEST_S3_REGION"],
-            "AWS_ACCESS_KEY_ID": e["TEST_S3_ACCESS_KEY"],
-            "AWS_SECRET_ACCESS_KEY": e["TEST_S3_SECRET_KEY"],
-            "AWS_BUCKETNAME": container,
-        }
-    return {
-        "SWIFT_AUTH_URL": endpoint or e["TEST_SWIFT_AUTH_URL"],
-        "SWIFT_ACCOUNT": e["TEST_SWIFT_ACCOUNT"],
-        "SWIFT_PASSWORD": e["TEST_SWIFT_PASSWORD"],
-        "SWIFT_WRITE_CONTAINER": container,
-    }
 
 
 def pg_base():
@@ -229,24 +210,9 @@ def run_phase(name, args, dbname, filestore, store_env):
 
 
 def fresh_container(api, store_env):
-    from stateless_odoo.storage import build_store
-
     store = build_store(api, store_env)
     store.ensure_container()
     return store
-
-
-def empty(store):
-    keys = [info.key for info in store.list()]
-    batches = [keys[start : start + 100] for start in range(0, len(keys), 100)]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(store.delete_many, batches))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_set(args, rows, source, label, endpoint=None):
@@ -254,8 +220,8 @@ def run_set(args, rows, source, label, endpoint=None):
     total_mb = sum(distinct.values()) / 1e6
     dbname = make_database(rows)
     container = f"bench-{uuid.uuid4().hex[:8]}"
-    store_env = environ(args.api, container, endpoint)
-    direct = fresh_container(args.api, environ(args.api, container))
+    store_env = store_environ(args.api, container, endpoint)
+    direct = fresh_container(args.api, store_environ(args.api, container))
     results = {}
     try:
         # raw first and last, the faster counts: the baseline is never handicapped
@@ -271,11 +237,7 @@ def run_set(args, rows, source, label, endpoint=None):
                 empty(direct)
     finally:
         drop_database(dbname)
-        empty(direct)
-        if args.api == "s3":
-            direct.client.delete_bucket(Bucket=direct.container)
-        else:
-            direct.connection.delete_container(direct.container)
+        remove_container(direct)
     print(
         f"\n{label}: {len(rows)} attachments, {len(distinct)} files, {total_mb:.0f} MB,"
         f" {args.api} API, {args.threads} threads"

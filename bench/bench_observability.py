@@ -29,31 +29,28 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_sessions as bs
+from common import (
+    ALL_LOAD,
+    FEATURES,
+    WINDOWS,
+    WORKLOADS,
+    all_env,
+    bench_env,
+    create_database,
+    drop_database,
+    login,
+    odoo_or_exit,
+    run_clients,
+    seed_partners,
+    start_odoo,
+    tree_cpu,
+)
 
 from stateless_odoo.testing import StatsdServer
 
 GOAL = 0.97
-ALL_LOAD = "base,web,logging_json,monitoring_statsd,monitoring_prometheus"
-
-
-def all_env(statsd_port):
-    """The variables that turn the three features on (statsd to ``statsd_port``)."""
-    return {
-        "ODOO_LOGGING_JSON": "1",
-        "ODOO_STATSD": "1",
-        "STATSD_CUSTOMER": "bench",
-        "STATSD_ENVIRONMENT": "bench",
-        "STATSD_HOST": "127.0.0.1",
-        "STATSD_PORT": str(statsd_port),
-        "ODOO_PROMETHEUS": "1",
-    }
 
 
 def scraper(url, stop, scrapes, interval):
@@ -149,7 +146,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
         "--features",
-        default="json,statsd,prometheus",
+        default=",".join(FEATURES),
         help="what the 'all' server turns on (comma-separated; to find what costs)",
     )
     parser.add_argument(
@@ -162,33 +159,29 @@ def main():
     )
     args = parser.parse_args()
 
-    python, version, odoo_root = bs.odoo_or_exit()
+    python, version, odoo_root = odoo_or_exit()
     db = f"bench_observability_{os.getpid()}"
-    base_env = bs.bench_env()
+    base_env = bench_env()
     print(f"bench: Odoo {version}, database {db}: installing web ...", flush=True)
-    bs.create_database(python, odoo_root, db, base_env)
+    create_database(python, odoo_root, db, base_env)
     sink = StatsdServer(keep=False)
     modes = {
         "none": ("base,web", {}),
         "all": (ALL_LOAD, all_env(sink.port)),
     }
     features = set(args.features.split(","))
-    unknown = features - {"json", "statsd", "prometheus"}
+    unknown = features - set(FEATURES)
     if unknown:
         sys.exit(f"bench: --features: unknown {', '.join(sorted(unknown))}")
-    for feature, variable in (
-        ("json", "ODOO_LOGGING_JSON"),
-        ("statsd", "ODOO_STATSD"),
-        ("prometheus", "ODOO_PROMETHEUS"),
-    ):
+    for feature, variable in FEATURES.items():
         if feature not in features:
             modes["all"][1][variable] = "0"
     if os.environ.get("BENCH_AA"):
         # a check of the method: both servers without logs and metrics ("A/A")
         modes["all"] = modes["none"]
-    results = {(mode, w): [] for mode in modes for w in bs.WORKLOADS}
+    results = {(mode, w): [] for mode in modes for w in WORKLOADS}
     log_sizes = {}
-    window = args.seconds / bs.WINDOWS
+    window = args.seconds / WINDOWS
     try:
         with contextlib.ExitStack() as stack:
             servers = {}
@@ -200,14 +193,14 @@ def main():
                     root = args.metrics_dir or data_dir
                     env["ODOO_PROMETHEUS_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=root)
                     stack.callback(shutil.rmtree, env["ODOO_PROMETHEUS_DIR"], True)
-                proc, url = bs.start_odoo(
+                proc, url = start_odoo(
                     python, odoo_root, db, env, data_dir, load=load_line,
                     log=("--log-level", "info", "--logfile", logfile),
                 )  # fmt: skip
                 stack.callback(proc.wait, 30)
                 stack.callback(proc.terminate)
-                servers[mode] = (proc, url, bs.login(url, db), logfile)
-            bs.seed_partners(servers["none"][1], servers["none"][2])
+                servers[mode] = (proc, url, login(url, db), logfile)
+            seed_partners(servers["none"][1], servers["none"][2])
             stop = threading.Event()
             scrapes = []
             scraping = threading.Thread(
@@ -217,17 +210,17 @@ def main():
             stack.callback(scraping.join)
             stack.callback(stop.set)
             for round_ in range(args.rounds):
-                for workload in bs.WORKLOADS:
+                for workload in WORKLOADS:
                     totals = {mode: {"count": 0, "seconds": 0.0, "cpu": 0.0} for mode in modes}
                     for _proc, url, sid, _log in servers.values():
-                        bs.load(url, sid, 1, args.clients, workload)  # warm up
+                        run_clients(url, sid, 1, args.clients, workload)  # warm up
                     # short windows, alternating: both modes see the same machine
-                    for step in range(bs.WINDOWS * 2):
+                    for step in range(WINDOWS * 2):
                         mode = list(modes)[(step + round_) % 2]
                         proc, url, sid, _log = servers[mode]
-                        cpu_before = bs.tree_cpu(proc.pid)
-                        result = bs.load(url, sid, window, args.clients, workload)
-                        totals[mode]["cpu"] += bs.tree_cpu(proc.pid) - cpu_before
+                        cpu_before = tree_cpu(proc.pid)
+                        result = run_clients(url, sid, window, args.clients, workload)
+                        totals[mode]["cpu"] += tree_cpu(proc.pid) - cpu_before
                         totals[mode]["count"] += result["count"]
                         totals[mode]["seconds"] += result["count"] / result["rps"]
                     for mode, total in totals.items():
@@ -251,7 +244,7 @@ def main():
                         sys.exit("bench: the 'all' server wrote no JSON line: is logging_json on?")
     finally:
         sink.close()
-        bs.drop_database(db)
+        drop_database(db)
     if not sink.packets and "statsd" in features and not os.environ.get("BENCH_AA"):
         sys.exit("bench: no statsd packet received: is monitoring_statsd loaded?")
     with tempfile.TemporaryDirectory(prefix="bench-instrumentation-") as directory:
@@ -259,7 +252,7 @@ def main():
 
     print(
         f"\nauthenticated JSON-RPC, prefork 2 workers each, {args.clients} clients,"
-        f" {args.seconds:g} s per mode in {bs.WINDOWS} alternating windows x {args.rounds} rounds,"
+        f" {args.seconds:g} s per mode in {WINDOWS} alternating windows x {args.rounds} rounds,"
         f" medians; statsd packets received: {sink.packets}; /metrics scraped every"
         f" {args.scrape_interval:g} s: {len(scrapes)} scrapes, median"
         f" {statistics.median(scrapes or [0]) * 1000:.1f} ms;"
@@ -269,7 +262,7 @@ def main():
         f"{'workload':<10}{'mode':<7}{'req/s':>9}"
         f"{'CPU ms/req':>12}{'req/s ratio':>13}{'CPU ratio':>11}"
     )
-    for workload in bs.WORKLOADS:
+    for workload in WORKLOADS:
         median = {
             mode: {
                 k: statistics.median(r[k] for r in results[(mode, workload)])

@@ -15,13 +15,11 @@ compares like with like.
 import argparse
 import os
 import statistics
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import remove_container, store_environ
 
 from stateless_odoo.storage import build_store
 
@@ -29,24 +27,6 @@ SIZES = {"4K": 4 * 1024, "256K": 256 * 1024, "4M": 4 * 1024 * 1024}
 COUNTS = {"4K": 300, "256K": 120, "4M": 24}
 THREADS = 8
 GOAL = 0.90
-
-
-def environ(api, container):
-    e = os.environ
-    if api == "s3":
-        return {
-            "AWS_HOST": e["TEST_S3_ENDPOINT"],
-            "AWS_REGION": e["TEST_S3_REGION"],
-            "AWS_ACCESS_KEY_ID": e["TEST_S3_ACCESS_KEY"],
-            "AWS_SECRET_ACCESS_KEY": e["TEST_S3_SECRET_KEY"],
-            "AWS_BUCKETNAME": container,
-        }
-    return {
-        "SWIFT_AUTH_URL": e["TEST_SWIFT_AUTH_URL"],
-        "SWIFT_ACCOUNT": e["TEST_SWIFT_ACCOUNT"],
-        "SWIFT_PASSWORD": e["TEST_SWIFT_PASSWORD"],
-        "SWIFT_WRITE_CONTAINER": container,
-    }
 
 
 class RawS3:
@@ -163,7 +143,7 @@ def main():
     rows = []
     for api in apis:
         container = f"bench-{api}-{uuid.uuid4().hex[:8]}"
-        store = build_store(api, environ(api, container))
+        store = build_store(api, store_environ(api, container))
         store.ensure_container()
         raw = RawS3(store) if api == "s3" else RawSwift(store)
         try:
@@ -179,11 +159,7 @@ def main():
                             flush=True,
                         )
         finally:
-            store.delete_many([info.key for info in store.list()])
-            if api == "s3":
-                store.client.delete_bucket(Bucket=container)
-            else:
-                store.connection.delete_container(container)
+            remove_container(store)
     worst = min(rows, key=lambda r: r["ratio"])
     geo = statistics.geometric_mean(r["ratio"] for r in rows)
     print("-" * len(header))

@@ -192,7 +192,7 @@ def free_port():
 #: variables of the suite's contract: never inherited from the caller's environment, so
 #: that a developer's own AWS_*, SWIFT_* or ODOO_SESSION_REDIS_SENTINEL_HOST cannot send
 #: the tests to a real store or Redis
-_CONTRACT = (
+CONTRACT = (
     "AWS_", "SWIFT_", "ODOO_", "STATSD_", "RUNNING_ENV", "DISABLE_ATTACHMENT_STORAGE",
     "PROMETHEUS_",
 )  # fmt: skip
@@ -200,7 +200,7 @@ _CONTRACT = (
 
 def odoo_environment(services, container):
     """The variables a deployment gives Odoo, pointed at the local services."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONTRACT)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CONTRACT)}
     env.update(services)
     env.update(
         {
@@ -221,6 +221,9 @@ def odoo_environment(services, container):
             # a developer's database for cloud_platform's startup checks (dev: not
             # checked), so that the servers the tests start serve it
             "RUNNING_ENV": "dev",
+            # objects of deleted attachments go at the next collection, as the
+            # addons' tests of deletion expect; the retention's own tests set theirs
+            "ODOO_ATTACHMENT_GC_RETENTION": "0",
         }
     )
     return env

@@ -206,7 +206,7 @@ class Stack:
         environment; never the caller's AWS_*, SWIFT_*, ODOO_* (odoo_tier's rule)."""
         env = odoo_tier.odoo_environment(self.services, self.container)
         if not self.stateless:
-            return {k: v for k, v in env.items() if not k.startswith(odoo_tier._CONTRACT)}
+            return {k: v for k, v in env.items() if not k.startswith(odoo_tier.CONTRACT)}
         env.update(
             {
                 "RUNNING_ENV": self.environment,
