@@ -129,6 +129,20 @@ class EnvReader:
             raise ConfigError(found, f"{value!r} must be more than 0 and at most {maximum:g}")
         return number
 
+    def duration(self, name, default, *, aliases=()):
+        """A duration of 0 or more seconds; a number of seconds or a number with a unit:
+        ``s``, ``m``, ``h``, ``d`` (``30d``, ``12h``, ``90m``)."""
+        found, value = self._lookup(name, aliases)
+        if value is None:
+            return default
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdSMHD]?)", value)
+        if not match:
+            raise ConfigError(
+                found, f"{value!r} is not a duration (examples: 0, 3600, 90m, 12h, 30d)"
+            )
+        unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2).lower()]
+        return float(match.group(1)) * unit
+
     def size(self, name, default, *, minimum=1, aliases=()):
         """A size in bytes; accepts suffixes K, M, G (powers of 1024): ``16M``."""
         found, value = self._lookup(name, aliases)

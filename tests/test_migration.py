@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
@@ -485,3 +486,78 @@ def test_a_writer_reusing_an_object_is_not_robbed(gc_env):
     result = collect(fs.dsn, stores)
     assert (result.deleted, result.kept) == (0, 1)
     assert exists(url)
+
+
+# -- the retention: a backup taken before the unlink still finds its objects -----------
+
+
+def _age_unnamed(dsn, url, seconds):
+    with PgCursor(dsn) as cr:
+        cr.execute(
+            f"UPDATE {collection.TABLE} SET unnamed_at = unnamed_at - make_interval(secs => %s)"
+            " WHERE store_fname = %s",
+            (seconds, url),
+        )
+
+
+def test_an_unnamed_object_waits_out_the_retention(gc_env):
+    stores, fs, put, exists = gc_env
+    url = put(b"unlinked yesterday")
+    with PgCursor(fs.dsn) as cr:
+        collection.mark(cr, [url])
+    result = collect(fs.dsn, stores, retention=3600)
+    assert (result.deleted, result.waiting) == (0, 1)
+    assert exists(url)
+    _age_unnamed(fs.dsn, url, 3000)
+    assert collect(fs.dsn, stores, retention=3600).deleted == 0
+    _age_unnamed(fs.dsn, url, 601)
+    result = collect(fs.dsn, stores, retention=3600)
+    assert (result.deleted, result.waiting) == (1, 0)
+    assert not exists(url)
+
+
+def test_an_object_named_again_starts_its_retention_again(gc_env):
+    stores, fs, put, exists = gc_env
+    url = put(b"named, unnamed, named again")
+    with PgCursor(fs.dsn) as cr:
+        collection.mark(cr, [url])
+    collect(fs.dsn, stores, retention=3600)
+    _age_unnamed(fs.dsn, url, 3000)
+    # a writer reuses the object (its row is then unlinked before any collection ran):
+    # a backup taken in between names it, so its 50 minutes do not count
+    with PgCursor(fs.dsn) as cr:
+        collection.record_writes(cr, [url])
+    _age_unnamed(fs.dsn, url, 0)
+    assert collect(fs.dsn, stores, retention=3600).waiting == 1
+    _age_unnamed(fs.dsn, url, 700)
+    assert collect(fs.dsn, stores, retention=3600).deleted == 0
+    assert exists(url)
+
+
+def test_identical_uploads_at_once_are_both_recorded(gc_env):
+    """Two writers record the same object at once: at REPEATABLE READ the second one
+    failed ('could not serialize access due to concurrent update', an ERROR line)."""
+    _stores, fs, put, _exists = gc_env
+    url = put(b"uploaded twice at once")
+    first = PgCursor(fs.dsn)  # the first writer's record, not committed yet
+    collection.record_writes(first, [url])
+    errors = []
+
+    def second_writer():
+        try:
+            with PgCursor(fs.dsn) as cr:
+                collection.record_writes(cr, [url], lock_timeout=10)
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()  # waits for the first writer's row
+    first.commit()
+    first.close()
+    thread.join(10)
+    assert not errors
+    with PgCursor(fs.dsn) as cr:
+        cr.execute(f"SELECT unnamed_at FROM {collection.TABLE} WHERE store_fname = %s", (url,))
+        assert cr.fetchall() == [(None,)]

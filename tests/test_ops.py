@@ -1,6 +1,7 @@
 """What the ops commands read: a database's storage status (real PostgreSQL), the
 migration's progress bar."""
 
+import datetime
 import functools
 import io
 import re
@@ -72,6 +73,28 @@ def test_status_counts_what_is_left_to_move_and_a_running_migration(filestore):
         assert status.gc_pending == 1
     data = status.as_dict()
     assert data["to_move"] == 3 and data["settings"]["platform"] == "exoscale"
+
+
+def test_status_shows_what_waits_for_the_retention_and_until_when(filestore):
+    _odoo_tables(filestore.dsn, "s3", "exoscale", ("attachment_s3",))
+    with PgCursor(filestore.dsn) as cr:
+        collection.ensure_table(cr)
+        cr.execute(
+            f"INSERT INTO {collection.TABLE} (store_fname, unnamed_at) VALUES"
+            " ('s3://b/unseen', NULL),"
+            " ('s3://b/waiting', '2026-12-01 10:00:00'),"
+            " ('s3://b/later', '2026-12-02 10:00:00'),"
+            " ('s3://b/due', '2026-01-01 10:00:00')"
+        )
+        cr.execute("SELECT now() at time zone 'UTC' - '2026-12-01 10:00:00'::timestamp")
+        age = cr.fetchone()[0].total_seconds()
+        retention = age + 86400  # the 1 December one is due a day from now
+        status = storage_status(cr, "acme", "prod", gc_retention=retention)
+    assert (status.gc_pending, status.gc_unseen, status.gc_waiting) == (4, 1, 2)
+    due = datetime.datetime(2026, 12, 1, 10) + datetime.timedelta(seconds=retention)
+    assert status.gc_next_due[:16] == due.isoformat(sep=" ")[:16]
+    text = status.render()
+    assert "2 waiting (the first until " in text and "1 not looked at yet, 1 due" in text
 
 
 def test_progress_bar_draws_on_a_terminal_only():

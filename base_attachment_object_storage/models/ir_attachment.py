@@ -178,10 +178,10 @@ class IrAttachment(models.Model):
         """Record ``url`` as a deletion candidate in a transaction committed at once."""
         try:
             with self.env.registry.cursor() as side_cr:
-                side_cr.execute("SET LOCAL lock_timeout = '2s'")
-                collection.mark(side_cr, [url])
+                collection.record_writes(side_cr, [url], lock_timeout=2)
         except psycopg2.Error as exc:
-            # another transaction is deleting the same content: it made it a candidate
+            # a collection holding the candidate (the object is named by a row) did not
+            # commit within the timeout
             _logger.info("%s not recorded as a candidate: %s", url, exc)
 
     # -- read ---------------------------------------------------------------------------
@@ -298,7 +298,14 @@ class IrAttachment(models.Model):
             except ConfigError:
                 continue  # that kind is not configured here: nothing of it is deleted
             results.append(
-                collection.collect(self.env.cr, stores, only=only, limit=limit, attempts=attempts)
+                collection.collect(
+                    self.env.cr,
+                    stores,
+                    only=only,
+                    limit=limit,
+                    attempts=attempts,
+                    retention=settings.gc_retention,
+                )
             )
             self.env.cr.commit()
         return results
@@ -353,6 +360,7 @@ class IrAttachment(models.Model):
             threads=settings.migration_threads,
             files_only=files_only,
             read_stores=read_stores,
+            gc_retention=settings.gc_retention,
         )
 
     @api.model

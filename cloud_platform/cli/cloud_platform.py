@@ -20,6 +20,7 @@ from odoo.addons.base_attachment_object_storage.cli.attachment_storage_migrate i
 from odoo.cli import Command
 from odoo.tools import config
 
+from stateless_odoo.attachments.settings import AttachmentSettings
 from stateless_odoo.errors import ConfigError
 from stateless_odoo.platform import checks, ops
 
@@ -152,8 +153,13 @@ class CloudPlatformCommand(Command):
         return EXIT_PROBLEMS
 
     def _status(self, options, running_env):
+        try:
+            retention = AttachmentSettings.from_env().gc_retention
+        except ConfigError as exc:
+            print(f"cloud platform status: {exc}", file=sys.stderr)
+            return 2
         with self._cursor(options.database) as cr:
-            status = ops.storage_status(cr, options.database, running_env)
+            status = ops.storage_status(cr, options.database, running_env, gc_retention=retention)
         if options.json:
             print(json.dumps(status.as_dict(), indent=2, sort_keys=True))
         else:

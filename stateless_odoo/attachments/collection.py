@@ -47,13 +47,18 @@ OBJECT_LOCK_NAMESPACE = LOCK_NAMESPACE + 1
 
 
 def ensure_table(cr):
+    """The candidates' table: ``create_date``, when the object was first recorded;
+    ``unnamed_at``, when a collection first saw no row naming it (NULL: not seen yet,
+    or named again since)."""
     cr.execute(
         f"""CREATE TABLE IF NOT EXISTS {TABLE} (
             store_fname varchar PRIMARY KEY,
             create_date timestamp without time zone NOT NULL
-                DEFAULT (now() at time zone 'UTC')
+                DEFAULT (now() at time zone 'UTC'),
+            unnamed_at timestamp without time zone
         )"""
     )
+    cr.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS unnamed_at timestamp")
 
 
 def _same_object(url):
@@ -66,16 +71,36 @@ _SAME_OBJECT_SQL = "substr(g.store_fname, strpos(g.store_fname, '://') + 3)"
 _ALIASES_SQL = ", ".join(f"'{kind}://' || {_SAME_OBJECT_SQL}" for kind in KINDS)
 
 
-def mark(cr, store_fnames):
-    """Record object URLs as candidates for deletion (local paths are ignored)."""
+def mark(cr, store_fnames, *, writing=False):
+    """Record object URLs as candidates for deletion (local paths are ignored).
+
+    ``writing``: a writer is about to name these objects (an upload, or the reuse of an
+    object already there): a retention that started while no row named them starts
+    again once they are unnamed. Run it on a cursor of its own at READ COMMITTED, where
+    a concurrent writer of the same candidate waits instead of failing."""
     urls = sorted({f for f in store_fnames if is_object_url(f)})
     if urls:
+        conflict = "DO UPDATE SET unnamed_at = NULL" if writing else "DO NOTHING"
         cr.execute(
             f"INSERT INTO {TABLE} (store_fname) SELECT unnest(%s::varchar[])"
-            " ON CONFLICT DO NOTHING",
+            f" ON CONFLICT (store_fname) {conflict}",
             (urls,),
         )
     return urls
+
+
+def record_writes(cr, store_fnames, *, lock_timeout=None):
+    """Record the objects a writer is about to name (it uploads them or reuses them) as
+    candidates, on a cursor of its own whose transaction has not started; the caller
+    commits at once. So an object of a transaction that never commits is collected too.
+
+    READ COMMITTED, where a concurrent writer or collection of the same candidate is
+    waited for instead of failing the statement (as it would at REPEATABLE READ);
+    ``lock_timeout`` (seconds) bounds that wait."""
+    cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    if lock_timeout:
+        cr.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout * 1000:.0f}",))
+    return mark(cr, store_fnames, writing=True)
 
 
 def lock_objects(cr, store_fnames):
@@ -89,12 +114,44 @@ def lock_objects(cr, store_fnames):
 
 
 @dataclass
+class Pending:
+    """The candidates of one database, for a status: ``unseen`` not yet looked at by a
+    collection, ``waiting`` unnamed for less than the retention (the first of them due
+    at ``next_due``, UTC), ``due`` deletable at the next collection."""
+
+    total: int = 0
+    unseen: int = 0
+    waiting: int = 0
+    due: int = 0
+    next_due: object = None  # datetime
+
+
+def pending(cr, retention):
+    """The :class:`Pending` candidates, by the ``retention`` in seconds."""
+    cr.execute("SELECT to_regclass(%s)", (TABLE,))
+    if not cr.fetchone()[0]:
+        return Pending()
+    cr.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE unnamed_at IS NULL),
+                count(*) FILTER (WHERE unnamed_at > now() at time zone 'UTC'
+                                  - make_interval(secs => %s)),
+                min(unnamed_at + make_interval(secs => %s)) FILTER (
+                    WHERE unnamed_at > now() at time zone 'UTC' - make_interval(secs => %s))
+            FROM {TABLE}""",
+        (retention, retention, retention),
+    )
+    total, unseen, waiting, next_due = cr.fetchone()
+    return Pending(total, unseen, waiting, total - unseen - waiting, next_due)
+
+
+@dataclass
 class CollectResult:
     deleted: int = 0
     kept: int = 0  # referenced again: candidate dropped, object kept
     busy: int = 0  # a writer holds it: left for a later collection
     foreign: int = 0  # not this database's objects: never deleted here
     lock_timeout: bool = False
+    waiting: int = 0  # unnamed for less than the retention: deleted later
 
 
 def share_lock(cr, *, attempts=1, pause=0.2):
@@ -122,7 +179,7 @@ def share_lock(cr, *, attempts=1, pause=0.2):
     return False
 
 
-def collect(cr, stores, *, only=None, limit=1000, attempts=1):
+def collect(cr, stores, *, only=None, limit=1000, attempts=1, retention=0.0):
     """Delete the candidates that no attachment references; commit is the caller's.
 
     ``cr`` must be a cursor whose transaction has not started (the isolation level is set
@@ -132,6 +189,11 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1):
     the collection to these URLs (the candidates one transaction just made).
     Objects are deleted before the candidates' rows: a failure leaves them candidates.
     ``attempts``: how many times to try the SHARE lock (see :func:`share_lock`).
+
+    ``retention`` (seconds): an object is deleted only once a collection saw no row
+    naming it at least that long ago, so that a backup, a point-in-time recovery or a
+    copy of the database taken meanwhile still finds it; a collection that sees it
+    unnamed for the first time records when (``unnamed_at``). 0: at once.
     """
     result = CollectResult()
     cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -148,16 +210,30 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1):
         params,
     )
     result.kept = cr.rowcount
+    # every candidate left is unnamed now: its retention starts if it has not yet
+    cr.execute(
+        f"UPDATE {TABLE} g SET unnamed_at = now() at time zone 'UTC'"
+        f" WHERE g.unnamed_at IS NULL {only_sql}",
+        params,
+    )
     if stores is None or stores.disabled:
         return result
     # only the objects of this kind of store: the others wait for their own
+    due = "g.unnamed_at <= now() at time zone 'UTC' - make_interval(secs => %s)"
+    kind_sql = f"g.store_fname LIKE %s {only_sql}"
     cr.execute(
         f"""SELECT g.store_fname, pg_try_advisory_xact_lock(%s, hashtext({_SAME_OBJECT_SQL}))
-            FROM {TABLE} g WHERE g.store_fname LIKE %s {only_sql}
-            ORDER BY g.create_date, g.store_fname LIMIT %s""",
-        [OBJECT_LOCK_NAMESPACE, f"{stores.kind}://%", *params, limit],
+            FROM {TABLE} g WHERE {due} AND {kind_sql}
+            ORDER BY g.unnamed_at, g.store_fname LIMIT %s""",
+        [OBJECT_LOCK_NAMESPACE, retention, f"{stores.kind}://%", *params, limit],
     )
     rows = cr.fetchall()
+    if retention:
+        cr.execute(
+            f"SELECT count(*) FROM {TABLE} g WHERE NOT {due} AND {kind_sql}",
+            [retention, f"{stores.kind}://%", *params],
+        )
+        result.waiting = cr.fetchone()[0]
     free = [fname for fname, locked in rows if locked]
     result.busy = len(rows) - len(free)
     if not free:
@@ -179,10 +255,11 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1):
     if result.deleted or result.foreign:
         _logger.info(
             "attachment objects: %d deleted, %d kept (referenced), %d busy, %d foreign"
-            " (left untouched)",
+            " (left untouched), %d within the retention",
             result.deleted,
             result.kept,
             result.busy,
             result.foreign,
+            result.waiting,
         )
     return result

@@ -124,13 +124,16 @@ class Migration:
         read_stores=(),
         logger=None,
         progress=None,
+        gc_retention=0.0,
     ):
         """``target``: ``store``, ``db`` or ``file``. ``stores``: the database's
-        :class:`~.attachments.AttachmentStores` (needed to write to a store and to read
+        :class:`~.stores.AttachmentStores` (needed to write to a store and to read
         objects). ``read_stores``: the stores of other kinds, to read (and collect) their
         objects. ``filestore``: the database's filestore directory. ``files_only``:
         move only rows whose content is a local file (the after-upgrade pass).
-        ``progress(seen, total, report)``: called after each batch (a progress bar)."""
+        ``progress(seen, total, report)``: called after each batch (a progress bar).
+        ``gc_retention``: the collection's retention, for the objects moved out of a
+        store (see :func:`.collection.collect`)."""
         if target not in TARGETS:
             raise ValueError(f"target {target!r} is not one of {TARGETS}")
         if target == "store" and stores is None:
@@ -138,6 +141,7 @@ class Migration:
         if target == "file" and not filestore:
             raise ValueError("a migration to the filestore needs its directory")
         self.cursor_factory = cursor_factory
+        self.gc_retention = gc_retention
         self.target = target
         self.stores = stores
         self.stores_by_kind = {s.kind: s for s in read_stores}
@@ -343,7 +347,13 @@ class Migration:
             mine = [url for url in to_collect if url.startswith(f"{stores.kind}://")]
             if mine:
                 with self._cursor() as cr:
-                    collection.collect(cr, stores, only=mine, attempts=REMOVE_LOCK_ATTEMPTS)
+                    collection.collect(
+                        cr,
+                        stores,
+                        only=mine,
+                        attempts=REMOVE_LOCK_ATTEMPTS,
+                        retention=self.gc_retention,
+                    )
         return len(rows), rows[-1][0]
 
     def _plan(self, rows):
@@ -390,7 +400,7 @@ class Migration:
             # the two would otherwise drop the record of an object uploaded next
             collection.lock_objects(cr, uploads)
             with self._cursor() as side:
-                collection.mark(side, uploads)
+                collection.record_writes(side, uploads)
 
     def _sha1_of(self, group):
         try:

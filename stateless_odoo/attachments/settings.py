@@ -9,6 +9,10 @@ from .rule import KeepInDatabase
 
 SERVING_MODES = ("stream", "redirect", "x-accel-redirect")
 
+#: how long an object no row names is kept before the collection deletes it: longer
+#: than the backups a team usually restores (ODOO_ATTACHMENT_GC_RETENTION)
+DEFAULT_GC_RETENTION = 30 * 86400.0
+
 
 @dataclass(frozen=True)
 class AttachmentSettings:
@@ -25,6 +29,7 @@ class AttachmentSettings:
     cache_max_object: int = 1024 * 1024
     url_cache: int = 4096
     gc_unnamespaced: bool = False
+    gc_retention: float = DEFAULT_GC_RETENTION
 
     @classmethod
     def from_env(cls, environ=None):
@@ -51,4 +56,5 @@ class AttachmentSettings:
             cache_max_object=env.size("ODOO_ATTACHMENT_CACHE_MAX_OBJECT", 1024 * 1024, minimum=0),
             url_cache=env.int("ODOO_ATTACHMENT_URL_CACHE", 4096, minimum=0),
             gc_unnamespaced=env.bool("ODOO_ATTACHMENT_GC_UNNAMESPACED", False),
+            gc_retention=env.duration("ODOO_ATTACHMENT_GC_RETENTION", DEFAULT_GC_RETENTION),
         )

@@ -54,6 +54,10 @@ class StorageStatus:
     #: place (s3, swift, db, file, empty) -> {"count": n, "bytes": n}
     places: dict = field(default_factory=dict)
     gc_pending: int = 0  # objects waiting for the garbage collection
+    gc_retention: float = 0.0  # seconds (ODOO_ATTACHMENT_GC_RETENTION)
+    gc_unseen: int = 0  # not looked at by a collection yet
+    gc_waiting: int = 0  # unnamed for less than the retention
+    gc_next_due: str | None = None  # when the first of those can go (UTC, ISO 8601)
     migration_running: bool = False
 
     @property
@@ -92,11 +96,26 @@ class StorageStatus:
                 lines.append(f"  {place:<16} {entry['count']:>7,} {entry['bytes'] / 1e6:>10.1f} MB")
         lines.append(f"to move            {self.to_move:,}")
         lines.append(f"pending object GC  {self.gc_pending:,}")
+        if self.gc_pending:
+            lines.append(
+                f"  retention        {_duration(self.gc_retention)}:"
+                f" {self.gc_waiting:,} waiting"
+                + (f" (the first until {self.gc_next_due} UTC)" if self.gc_next_due else "")
+                + f", {self.gc_unseen:,} not looked at yet,"
+                f" {self.gc_pending - self.gc_waiting - self.gc_unseen:,} due"
+            )
         lines.append(f"migration running  {'yes' if self.migration_running else 'no'}")
         return "\n".join(lines)
 
 
-def storage_status(cr, database, running_env=None):
+def _duration(seconds):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def storage_status(cr, database, running_env=None, *, gc_retention=0.0):
     status = StorageStatus(database, running_env, database_settings(cr))
     cr.execute(
         f"SELECT {PLACE_SQL} AS place, count(*), coalesce(sum(file_size), 0)"  # noqa: S608
@@ -105,10 +124,11 @@ def storage_status(cr, database, running_env=None):
     status.places = {
         place: {"count": count, "bytes": int(size)} for place, count, size in cr.fetchall()
     }
-    cr.execute("SELECT to_regclass(%s)", (collection.TABLE,))
-    if cr.fetchone()[0]:
-        cr.execute(f"SELECT count(*) FROM {collection.TABLE}")  # noqa: S608 - constant
-        status.gc_pending = cr.fetchone()[0]
+    pending = collection.pending(cr, gc_retention)
+    status.gc_pending, status.gc_retention = pending.total, gc_retention
+    status.gc_unseen, status.gc_waiting = pending.unseen, pending.waiting
+    if pending.next_due is not None:
+        status.gc_next_due = pending.next_due.isoformat(sep=" ", timespec="seconds")
     # the migration holds a session-level advisory lock (see stateless_odoo.attachments.migration)
     cr.execute(
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
