@@ -174,6 +174,30 @@ def test_delete_missing_key_is_not_an_error(store):
     assert not store.exists("present")
 
 
+def test_copy_inside_the_store(store, make_fresh_store):
+    """A server-side copy: in the same container, and from another container of the
+    same account read through a read-only view (a database duplicated, renamed)."""
+    store.put("src/a", b"content to copy", content_type="application/pdf")
+    info = store.copy("src/a", "dst/a")
+    assert info.size == len(b"content to copy")
+    assert store.get_bytes("dst/a") == b"content to copy"
+    assert store.exists("src/a")
+    other = make_fresh_store(store.scheme)
+    other.put("theirs", b"from another container")
+    store.copy("theirs", "mine", source=store.readonly_view(other.container))
+    assert store.get_bytes("mine") == b"from another container"
+    with pytest.raises(ObjectNotFound) as info:
+        store.copy("absent", "dst/absent")
+    assert "absent" in str(info.value) and "does not exist" in str(info.value)
+    with pytest.raises(ReadOnlyStore):
+        store.readonly_view(other.container).copy("theirs", "again")
+    # above the multipart threshold: uploaded in parts, copied whole
+    big = os.urandom(17 * 1024 * 1024)
+    store.put("big", big)
+    store.copy("big", "big-copy")
+    assert store.get_bytes("big-copy") == big
+
+
 def test_list_by_prefix(store):
     for key in ("a/1", "a/2", "b/1", "ab/1"):
         store.put(key, b"x")

@@ -205,7 +205,13 @@ class ObjectStore(abc.ABC):
     settings_class = None
 
     #: the operations reported as ``store`` events (see :mod:`stateless_odoo.observability.events`)
-    _instrumented = {"put": "put", "open": "get", "head": "head", "delete_many": "delete"}
+    _instrumented = {
+        "put": "put",
+        "open": "get",
+        "head": "head",
+        "delete_many": "delete",
+        "copy": "copy",
+    }
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -276,6 +282,13 @@ class ObjectStore(abc.ABC):
         whose reads may be served by a stale replica (Swift); the deduplication of
         writes asks for it, so that content deleted a moment ago is not taken as
         present."""
+
+    @abc.abstractmethod
+    def copy(self, source_key, key, *, source=None):
+        """Copy the object ``source_key`` of ``source`` (a store of the same account and
+        client, default this one; it may be read-only) to ``key`` in this store, inside
+        the store (no download). Returns the new object's :class:`ObjectInfo`; raises
+        ObjectNotFound when the source is missing."""
 
     @abc.abstractmethod
     def delete_many(self, keys):

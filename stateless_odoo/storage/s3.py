@@ -377,6 +377,29 @@ class S3Store(ObjectStore):
             raise StorageError(f"put: {exc}", store=self.name, key=key) from exc
         return self.head(key)
 
+    def copy(self, source_key, key, *, source=None):
+        self._check_writable(key)
+        source = source or self
+        copy_source = {"Bucket": source.container, "Key": source._full_key(source_key)}
+        try:
+            # one CopyObject (up to 5 GB): s3transfer's multipart copy pins the source's
+            # ETag, which S3-compatible stores (Swift's s3api) give in another form for
+            # an object uploaded in parts, and refuses the copy
+            self.client.copy_object(
+                CopySource=copy_source,
+                Bucket=self.container,
+                Key=self._full_key(key),
+                **self._put_extra(None),
+            )
+        except _BOTO_ERRORS as exc:
+            error = self._error(exc, "copy", key)
+            if isinstance(error, ObjectNotFound):
+                error = ObjectNotFound(
+                    "copy: the source object does not exist", store=source.name, key=source_key
+                )
+            raise error from exc
+        return self.head(key)
+
     def open(self, key, *, chunk_size=CHUNK_SIZE, byte_range=None):
         extra = {"Range": range_header(byte_range)} if byte_range else {}
         try:

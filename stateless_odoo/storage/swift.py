@@ -416,6 +416,25 @@ class SwiftStore(ObjectStore):
             backoff = min(backoff * 2, BACKOFF_MAX)
         raise AssertionError("unreachable")
 
+    def copy(self, source_key, key, *, source=None):
+        self._check_writable(key)
+        source = source or self
+        try:
+            # a server-side COPY; fresh_metadata: the source's metadata is copied too
+            self.connection.copy_object(
+                source.container,
+                source._full_key(source_key),
+                destination=f"/{self.container}/{self._full_key(key)}",
+            )
+        except self._ERRORS as exc:
+            error = self._error(exc, "copy", key)
+            if getattr(exc, "http_status", None) == 404:
+                error = ObjectNotFound(
+                    "copy: the source object does not exist", store=source.name, key=source_key
+                )
+            raise error from exc
+        return self.head(key)
+
     def open(self, key, *, chunk_size=CHUNK_SIZE, byte_range=None):
         # swiftclient does not resume ranged reads: a cut part is an error (counted)
         extra = {"headers": {"Range": range_header(byte_range)}} if byte_range else {}
