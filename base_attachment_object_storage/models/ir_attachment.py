@@ -15,7 +15,7 @@ from odoo import _, api, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import config
 
-from stateless_odoo.attachments import collection
+from stateless_odoo.attachments import collection, lifecycle
 from stateless_odoo.attachments.caches import ObjectCache, PresignedUrls
 from stateless_odoo.attachments.migration import Migration, MigrationRunning, find_update_module
 from stateless_odoo.attachments.rule import KEEP_IN_DATABASE_PARAM, KeepInDatabase
@@ -323,6 +323,30 @@ class IrAttachment(models.Model):
             full = any(r.deleted + r.foreign + r.busy >= GC_CHUNK for r in results or ())
             if not (progress and full):
                 break
+        self._object_storage_purge_dropped()
+
+    @api.model
+    def _object_storage_purge_dropped(self):
+        """The namespaces of databases dropped longer than the retention ago, in this
+        environment's containers (never a database that exists)."""
+        settings = self._object_storage_settings()
+        if settings.disabled:
+            return []
+
+        def exists(name):
+            self.env.cr.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            return bool(self.env.cr.fetchone())
+
+        reports = []
+        for kind in KINDS:
+            try:
+                stores = attachment_stores(kind, self.env.cr.dbname, settings)
+                reports.append(lifecycle.purge_dropped(stores, settings.gc_retention, exists))
+            except ConfigError:
+                continue  # that kind is not configured here
+            except StatelessOdooError as exc:
+                _logger.warning("dropped databases' objects in %s: %s", kind, exc)
+        return reports
 
     # -- migrate ------------------------------------------------------------------------
 
@@ -401,6 +425,11 @@ class IrAttachment(models.Model):
         super()._register_hook()
         if not self._object_storage_kind() or self._object_storage_settings().disabled:
             return
+        try:
+            # a database of this name is in use: its namespace is not a dropped one's
+            lifecycle.cancel_drop(self._object_stores(), self.env.cr.dbname)
+        except (StatelessOdooError, UserError) as exc:
+            _logger.warning("the drop marker of this database could not be checked: %s", exc)
         # load_modules calls the hooks at the end of loading with a local
         # update_module, truthy after an install or upgrade: modules loaded before this
         # one may have written files to the local filestore, which this process is
