@@ -21,6 +21,8 @@ database's registry loads.
 import contextlib
 import functools
 import logging
+import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -33,6 +35,7 @@ from odoo.service import db as service_db
 from stateless_odoo.attachments import backup, lifecycle
 from stateless_odoo.attachments.settings import AttachmentSettings
 from stateless_odoo.errors import ConfigError
+from stateless_odoo.platform import backups
 from stateless_odoo.storage import KINDS, parse_object_url
 
 _logger = logging.getLogger(__name__)
@@ -41,6 +44,12 @@ MODULE = "base_attachment_object_storage"
 
 #: Odoo's functions, by name, as they were before :func:`install`
 original = {}
+
+#: the report of this process's last zip dump (``odoo cloud_platform backup`` reads it)
+last_dump = {}
+
+#: ir.config_parameter of a database whose restore must still finish (its files)
+PENDING_PARAM = "stateless_odoo.restore_pending"
 
 
 def _stores(kind, db_name, settings):
@@ -85,6 +94,7 @@ def dump_db(db_name, stream, backup_format="zip"):
             functools.partial(_open_object, db_name, settings),
             threads=settings.migration_threads,
         )
+    last_dump[db_name] = report
     _logger.info(
         "DUMP DB: %s: %d objects (%.1f MB) added from the store in %.1f s%s",
         db_name,
@@ -248,3 +258,85 @@ def install():
         cli = sys.modules.get("odoo.cli.db")
         if cli is not None and getattr(cli, name, None) is current:
             setattr(cli, name, wrapper)
+
+
+# -- backups to and from an object store (odoo cloud_platform backup|restore) -----------
+
+
+def _plain_sql(db_name, stream):
+    """pg_dump's plain SQL, without owners, as Odoo's zip holds it."""
+    command = [service_db.find_pg_tool("pg_dump"), "--no-owner", db_name]
+    environ = service_db.exec_pg_environ()
+    with subprocess.Popen(command, env=environ, stdout=subprocess.PIPE) as dump:  # noqa: S603
+        shutil.copyfileobj(dump.stdout, stream, backup.COPY_CHUNK)
+    if dump.returncode:
+        raise backup.BackupError(f"pg_dump of {db_name} failed (exit {dump.returncode})")
+
+
+def backup_to(db_name, url, backup_format="zip", *, overwrite=False):
+    """Stream a backup of ``db_name`` into ``url`` (``s3://bucket/key``...); returns
+    ``(object info, dump report or None)``."""
+    store, key = backups.backup_store(url)
+    last_dump.pop(db_name, None)
+
+    def write(stream):
+        if backup_format == "sql":
+            _plain_sql(db_name, stream)
+        else:
+            service_db.dump_db(db_name, stream, backup_format)
+
+    info = backups.upload(store, key, write, overwrite=overwrite)
+    return info, last_dump.get(db_name)
+
+
+def _pending(db_name):
+    with contextlib.closing(odoo.sql_db.db_connect(db_name).cursor()) as cr:
+        cr.execute("SELECT value FROM ir_config_parameter WHERE key = %s", (PENDING_PARAM,))
+        row = cr.fetchone()
+    odoo.sql_db.close_db(db_name)
+    return row[0] if row else None
+
+
+def _set_pending(db_name, value):
+    with contextlib.closing(odoo.sql_db.db_connect(db_name).cursor()) as cr:
+        if value:
+            cr.execute(
+                "INSERT INTO ir_config_parameter (key, value) VALUES (%s, %s)",
+                (PENDING_PARAM, value),
+            )
+        else:
+            cr.execute("DELETE FROM ir_config_parameter WHERE key = %s", (PENDING_PARAM,))
+        cr.commit()
+    odoo.modules.registry.Registry.delete(db_name)
+    odoo.sql_db.close_db(db_name)
+
+
+def restore_from(db_name, dump_file, *, neutralize=False):
+    """Restore ``dump_file`` (a zip or pg_dump's format) as ``db_name`` so that a
+    restore killed at any point can be run again: Odoo's restore goes to
+    ``<db_name>-restoring`` (dropped first when a killed run left it), which is renamed
+    to ``db_name`` once whole and marked as pending; then its files go to the store.
+    Run again, a pending ``db_name`` only finishes. Returns ``"restored"`` or
+    ``"resumed"``; raises BackupError when ``db_name`` exists and is not pending."""
+    if service_db.exp_db_exist(db_name):
+        kind = _pending(db_name)
+        if not kind:
+            raise backup.BackupError(f"database {db_name!r} exists: restore into a new name")
+        if kind == "zip":
+            _move_local_files(db_name)
+        _set_pending(db_name, None)
+        return "resumed"
+    staging = f"{db_name[:50]}-restoring"
+    if service_db.exp_db_exist(staging):
+        _logger.info("RESTORE DB: %s: dropping %s, left by a stopped restore", db_name, staging)
+        original["exp_drop"](staging)
+    kind = "zip" if zipfile.is_zipfile(dump_file) else "dump"
+    if kind == "zip":
+        backup.check_zip(dump_file)
+    original["restore_db"](staging, dump_file, True, neutralize)
+    _set_pending(staging, kind)
+    original["exp_rename"](staging, db_name)
+    if kind == "zip":
+        _move_local_files(db_name)
+    _set_pending(db_name, None)
+    return "restored"

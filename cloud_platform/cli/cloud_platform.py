@@ -1,5 +1,6 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""``odoo cloud_platform check|status|migrate``: the platform's ops commands.
+"""``odoo cloud_platform check|status|migrate|backup|restore``: the platform's ops
+commands (backup and restore: ``backups.py``).
 
 ``check`` and ``status`` read the database with plain SQL, without loading Odoo's
 registry: they answer in a second, and also for a database the startup checks refuse.
@@ -25,6 +26,7 @@ from stateless_odoo.errors import ConfigError
 from stateless_odoo.platform import checks, ops
 
 from ..models.cloud_platform import running_env as platform_running_env
+from . import backups
 
 _logger = logging.getLogger(__name__)
 
@@ -44,6 +46,10 @@ Subcommands:
             progress bar); the options of `odoo attachment_storage_migrate`: --location L
             sets it first, once checked (exit {EXIT_USAGE} and nothing changed when this
             database cannot use L)
+  backup    -d DB --to s3://bucket/key.zip [--format zip|dump|sql] [--overwrite]: a
+            backup streamed into an object store, with every attachment (zip)
+  restore   -d DB --from s3://bucket/key.zip [--neutralize]: into a new database, the
+            files to its store; killed, run it again
 Other options are Odoo's (-c, --db_host, --db_port, --db_user, ...)."""
 
 
@@ -55,14 +61,17 @@ class CloudPlatformCommand(Command):
     def run(self, args):
         prog = f"{os.path.basename(sys.argv[0])} {self.name}"
         if not args or args[0] in ("-h", "--help", "help"):
-            print(f"usage: {prog} {{check,status,migrate}} [options]\n\n{USAGE}")
+            print(f"usage: {prog} {{check,status,migrate,backup,restore}} [options]\n\n{USAGE}")
             sys.exit(0 if args else EXIT_USAGE)
         action, args = args[0], args[1:]
         if action == "migrate":
             return AttachmentStorageMigrate().run(args, prog=f"{prog} migrate")
+        if action in ("backup", "restore"):
+            sys.exit(backups.run(action, args, f"{prog} {action}"))
         if action not in ("check", "status"):
             print(
-                f"{prog}: unknown subcommand {action!r}: one of check, status, migrate",
+                f"{prog}: unknown subcommand {action!r}: one of check, status, migrate,"
+                " backup, restore",
                 file=sys.stderr,
             )
             sys.exit(EXIT_USAGE)
