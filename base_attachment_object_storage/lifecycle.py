@@ -7,7 +7,8 @@ each followed by what the objects need. The logic is in
 - dump (zip): the zip Odoo writes, with every object's content under ``filestore/`` and
   the rows naming their files: it restores into plain Odoo as well;
 - restore: the zip is checked before anything is created; then the files go to the
-  target's store (the migration of local files) and nothing is left on local disk. A
+  target's store (the migration of local files) and nothing is left on local disk; rows
+  that name another database's objects (pg_dump's format) get copies of their own. A
   failure drops the new database: a restore is whole or not at all;
 - duplicate: the copy gets its own objects (server-side copies);
 - rename: the same under the new name; the old name's objects go after the retention;
@@ -148,10 +149,12 @@ def restore_db(db, dump_file, copy=False, neutralize_database=False):
     if with_files:
         backup.check_zip(dump_file)
     original["restore_db"](db, dump_file, copy, neutralize_database)
-    if not with_files:
-        return  # pg_dump's format: no files; its rows name what the source named
     try:
-        _move_local_files(db)
+        if with_files:
+            _move_local_files(db)
+        # rows that still name another database's objects (pg_dump's format): copies of
+        # its own, so that the other database's collection never takes them away
+        _adopt(db)
     except BaseException:
         _undo("RESTORE DB", db, lambda: service_db.exp_drop(db))
         raise
@@ -322,9 +325,7 @@ def restore_from(db_name, dump_file, *, neutralize=False):
         kind = _pending(db_name)
         if not kind:
             raise backup.BackupError(f"database {db_name!r} exists: restore into a new name")
-        if kind == "zip":
-            _move_local_files(db_name)
-        _set_pending(db_name, None)
+        _finish_restore(db_name, kind)
         return "resumed"
     staging = f"{db_name[:50]}-restoring"
     if service_db.exp_db_exist(staging):
@@ -336,7 +337,12 @@ def restore_from(db_name, dump_file, *, neutralize=False):
     original["restore_db"](staging, dump_file, True, neutralize)
     _set_pending(staging, kind)
     original["exp_rename"](staging, db_name)
+    _finish_restore(db_name, kind)
+    return "restored"
+
+
+def _finish_restore(db_name, kind):
     if kind == "zip":
         _move_local_files(db_name)
+    _adopt(db_name)
     _set_pending(db_name, None)
-    return "restored"

@@ -8,12 +8,16 @@ the checkout's own packages.
 """
 
 import getpass
+import hashlib
 import importlib.util
+import math
 import os
+import random
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +30,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from stateless_odoo.testing import free_port  # noqa: E402
+from stateless_odoo.testing.pg import PgCursor  # noqa: E402
 
 
 def _load_script(name):
@@ -336,3 +341,98 @@ def tree_cpu(root_pid):
         if ancestor == root_pid:
             total += utime + stime + cutime + cstime
     return total / _TICK
+
+
+# -- a generated filestore and its rows (migration, lifecycle) ---------------------------
+
+#: (share of files, smallest, largest) in bytes, sizes log-uniform within a class
+SIZE_CLASSES = [
+    (0.70, 1024, 64 * 1024),
+    (0.25, 64 * 1024, 1024 * 1024),
+    (0.045, 1024 * 1024, 5 * 1024 * 1024),
+    (0.005, 5 * 1024 * 1024, 20 * 1024 * 1024),
+]
+
+
+def pg_base():
+    e = os.environ
+    return f"host={e['TEST_PG_HOST']} port={e['TEST_PG_PORT']} user={e['TEST_PG_USER']}"
+
+
+# -- the generated filestore -----------------------------------------------------------
+
+
+def sizes(count, rng):
+    out = []
+    for share, low, high in SIZE_CLASSES:
+        n = max(1, round(count * share))
+        out += [int(math.exp(rng.uniform(math.log(low), math.log(high)))) for _ in range(n)]
+    rng.shuffle(out)
+    return out[:count]
+
+
+def generate(root, count, seed=42):
+    """Files as Odoo's filestore holds them; returns [(fname, checksum, size)] per row."""
+    rng = random.Random(seed)
+    rows = []
+    distinct = []
+    for size in sizes(count, rng):
+        if distinct and rng.random() < 0.05:  # a duplicate: another row, same file
+            rows.append(rng.choice(distinct))
+            continue
+        data = rng.randbytes(size)
+        checksum = hashlib.sha1(data).hexdigest()  # noqa: S324 - Odoo's checksum
+        fname = f"{checksum[:2]}/{checksum}"
+        os.makedirs(os.path.join(root, checksum[:2]), exist_ok=True)
+        with open(os.path.join(root, fname), "wb") as out:
+            out.write(data)
+        distinct.append((fname, checksum, size))
+        rows.append(distinct[-1])
+    return rows
+
+
+def make_attachment_database(rows):
+    """A throwaway database whose ir_attachment rows name ``rows`` ((fname, checksum,
+    size) as :func:`generate` gives them)."""
+    import psycopg2
+
+    name = f"stateless_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(pg_base() + " dbname=postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    with PgCursor(f"{pg_base()} dbname={name}") as cr:
+        cr.execute(
+            """CREATE TABLE ir_attachment (
+                id serial PRIMARY KEY, name varchar, type varchar DEFAULT 'binary',
+                store_fname varchar, db_datas bytea, checksum varchar(40),
+                mimetype varchar, file_size integer)"""
+        )
+        cr.execute("CREATE INDEX ON ir_attachment (store_fname)")
+        cr.execute(
+            "INSERT INTO ir_attachment (name, store_fname, checksum, mimetype, file_size)"
+            " SELECT 'f', f, c, 'application/octet-stream', s"
+            " FROM unnest(%s::varchar[], %s::varchar[], %s::int[]) AS t(f, c, s)",
+            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
+        )
+    return name
+
+
+def drop_attachment_database(name):
+    import psycopg2
+
+    admin = psycopg2.connect(pg_base() + " dbname=postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def reset_rows(dbname, rows):
+    with PgCursor(f"{pg_base()} dbname={dbname}") as cr:
+        cr.execute("TRUNCATE ir_attachment RESTART IDENTITY")
+        cr.execute(
+            "INSERT INTO ir_attachment (name, store_fname, checksum, mimetype, file_size)"
+            " SELECT 'f', f, c, 'application/octet-stream', s"
+            " FROM unnest(%s::varchar[], %s::varchar[], %s::int[]) AS t(f, c, s)",
+            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
+        )

@@ -5,7 +5,9 @@ duplicate with objects of its own, a rename, a drop whose objects go after the r
 and never a neighbour's; a pg_dump restored after an unlink still reads its objects
 within the retention."""
 
+import base64
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -146,11 +148,15 @@ class TestDatabaseLife(ObjectStorageMixin, TransactionCase):
         db = self.env.cr.dbname
         backup = os.path.join(self.tmp, "backup.zip")
         self.odoo_db("dump", db, backup)
-        with zipfile.ZipFile(backup) as archive:
-            for name in ("life-pdf-1", "life-pdf-2"):
-                data = self.contents[name]
-                self.assertEqual(archive.read(f"filestore/{sha1(data)[:2]}/{sha1(data)}"), data)
-            self.assertEqual(json.loads(archive.read("manifest.json"))["db_name"], db)
+        # the database manager's and XML-RPC's db.dump: the same zip
+        managed = io.BytesIO(base64.b64decode(odoo.service.db.exp_dump(db, "zip")))
+        for archive in (zipfile.ZipFile(backup), zipfile.ZipFile(managed)):
+            with archive:
+                for name in ("life-pdf-1", "life-pdf-2"):
+                    data = self.contents[name]
+                    entry = f"filestore/{sha1(data)[:2]}/{sha1(data)}"
+                    self.assertEqual(archive.read(entry), data)
+                self.assertEqual(json.loads(archive.read("manifest.json"))["db_name"], db)
 
         # plain Odoo (no suite on its addons path, none loaded) restores it whole
         plain = self.new_name("plain")
@@ -231,6 +237,10 @@ class TestDatabaseLife(ObjectStorageMixin, TransactionCase):
         restored = self.new_name("pitr")
         odoo.service.db.restore_db(restored, dump)
         self.assertEqual(self.read_through_the_suite(restored), self.checksums)
+        # and it has copies of its own: the source's collection cannot take them away
+        for name, (fname, _c) in self.rows(restored).items():
+            if name != "life-small":
+                self.assertIn(f"/{restored}/", fname)
         # past the retention the object goes: the backup is older than the retention
         with self.committed_env() as env:
             env.cr.execute(

@@ -90,11 +90,10 @@ def adopt(cursor_factory, stores, *, threads=8):
 
 
 def _copy(item):
-    """Copy one object to its place; 1 when copied, 0 when there already, None when
-    the source is missing."""
+    """Copy one object to its place (content-addressed: copying over an earlier copy
+    changes nothing, and costs no more than asking first); 1, or None when the source
+    is missing."""
     _url, key, place = item
-    if place.store.exists(place.key, newest=True):
-        return 0
     try:
         place.store.copy(key, place.key)
     except ObjectNotFound:
