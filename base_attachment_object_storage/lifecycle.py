@@ -50,7 +50,7 @@ original = {}
 last_dump = {}
 
 #: ir.config_parameter of a database whose restore must still finish (its files)
-PENDING_PARAM = "stateless_odoo.restore_pending"
+PENDING_PARAM = "base_attachment_object_storage.restore_pending"
 
 
 def _stores(kind, db_name, settings):
