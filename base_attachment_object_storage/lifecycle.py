@@ -32,6 +32,7 @@ import odoo
 import psycopg2
 from odoo import SUPERUSER_ID, api
 from odoo.service import db as service_db
+from odoo.tools import SQL
 
 from stateless_odoo.attachments import backup, lifecycle
 from stateless_odoo.attachments.settings import AttachmentSettings
@@ -156,7 +157,7 @@ def restore_db(db, dump_file, copy=False, neutralize_database=False):
         # its own, so that the other database's collection never takes them away
         _adopt(db)
     except BaseException:
-        _undo("RESTORE DB", db, lambda: service_db.exp_drop(db))
+        _undo("RESTORE DB", db, lambda: drop_new_database(db))
         raise
 
 
@@ -185,7 +186,7 @@ def exp_duplicate_database(db_original_name, db_name, neutralize_database=False)
     try:
         _adopt(db_name)
     except BaseException:
-        _undo("DUPLICATE DB", db_name, lambda: service_db.exp_drop(db_name))
+        _undo("DUPLICATE DB", db_name, lambda: drop_new_database(db_name))
         raise
     return result
 
@@ -229,6 +230,25 @@ def _schedule_drop(db_name, stores):
                 each.container,
                 db_name,
             )
+
+
+def drop_new_database(db_name):
+    """Drop a database this module just made (a restore or a duplicate that failed, a
+    restore's staging database), whatever the list of databases this process exposes
+    (Odoo's ``exp_drop`` only drops those of ``list_dbs``, which is ``db_name`` alone on
+    a server started with ``-d``); objects it may have written go after the retention."""
+    settings = AttachmentSettings.from_env()
+    stores = configured_stores(db_name, settings) if _uses_object_storage(db_name) else []
+    odoo.modules.registry.Registry.delete(db_name)
+    odoo.sql_db.close_db(db_name)
+    with contextlib.closing(odoo.sql_db.db_connect("postgres").cursor()) as cr:
+        cr._cnx.autocommit = True  # DROP DATABASE cannot run in a transaction
+        service_db._drop_conn(cr, db_name)
+        cr.execute(SQL("DROP DATABASE IF EXISTS %s", service_db.database_identifier(cr, db_name)))
+    shutil.rmtree(odoo.tools.config.filestore(db_name), ignore_errors=True)
+    if not settings.disabled:
+        _schedule_drop(db_name, stores)
+    _logger.info("DROP DB: %s", db_name)
 
 
 def exp_drop(db_name):
@@ -330,7 +350,7 @@ def restore_from(db_name, dump_file, *, neutralize=False):
     staging = f"{db_name[:50]}-restoring"
     if service_db.exp_db_exist(staging):
         _logger.info("RESTORE DB: %s: dropping %s, left by a stopped restore", db_name, staging)
-        original["exp_drop"](staging)
+        drop_new_database(staging)
     kind = "zip" if zipfile.is_zipfile(dump_file) else "dump"
     if kind == "zip":
         backup.check_zip(dump_file)

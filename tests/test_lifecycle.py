@@ -111,6 +111,7 @@ def test_rows_naming_objects_are_rewritten_to_their_file():
         b"3\tlocal\tcc/" + b"c" * 40 + b"\t" + b"c" * 40 + b"\n",
         b"4\tin db\t\\N\t" + b"d" * 40 + b"\n",
         b"5\tnameless\ts3://bucket/db/not-a-sha\t\\N\n",
+        b"6\tthe older addons'\ts3://bucket/" + b"e" * 40 + b"\t\\N\n",  # a bare sha1 key
         b"\\.\n",
         b"SELECT 1;\n",
     ]
@@ -119,10 +120,12 @@ def test_rows_naming_objects_are_rewritten_to_their_file():
     assert out[1] == dump[1]
     assert out[4] == b"1\tpdf\taa/" + sha.encode() + b"\t" + sha.encode() + b"\n"
     assert out[5] == b"2\tno checksum\tbb/" + b"b" * 40 + b"\t\\N\n"
-    assert out[6:9] == dump[6:9] and out[9:] == dump[9:]
+    assert out[6:9] == dump[6:9] and out[10:] == dump[10:]
+    assert out[9] == b"6\tthe older addons'\tee/" + b"e" * 40 + b"\t\\N\n"
     assert rows.objects == {
         sha: f"s3://bucket/db/aa/{sha}",
         "b" * 40: f"swift://c/db/bb/{'b' * 40}",
+        "e" * 40: f"s3://bucket/{'e' * 40}",
     }
     assert rows.kept == ["s3://bucket/db/not-a-sha"]
 

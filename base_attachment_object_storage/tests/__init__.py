@@ -1,1 +1,8 @@
-from . import test_cli, test_core_store, test_lifecycle, test_object_storage, test_serving
+from . import (
+    test_candidates,
+    test_cli,
+    test_core_store,
+    test_lifecycle,
+    test_object_storage,
+    test_serving,
+)
