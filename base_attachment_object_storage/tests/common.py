@@ -4,7 +4,9 @@ import contextlib
 import os
 import uuid
 
+import odoo
 from odoo import SUPERUSER_ID, api
+from odoo.modules.registry import Registry
 
 from stateless_odoo.storage import build_store
 from stateless_odoo.testing import RealServicesMixin
@@ -60,6 +62,16 @@ class ObjectStorageMixin(RealServicesMixin):
         (for what must really commit: garbage collection, migration)."""
         with self.registry.cursor() as cr:
             yield api.Environment(cr, SUPERUSER_ID, {})
+
+    @staticmethod
+    def drop_databases(names):
+        """Drop databases a test made, whatever connects to them (cleanup)."""
+        for name in names:
+            Registry.delete(name)
+            odoo.sql_db.close_db(name)
+            with odoo.sql_db.db_connect("postgres").cursor() as cr:
+                cr._cnx.autocommit = True
+                cr.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     @staticmethod
     def insert_pdf_row(env, name, url, data):

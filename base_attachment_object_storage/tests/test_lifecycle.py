@@ -46,7 +46,7 @@ class TestDatabaseLife(ObjectStorageMixin, TransactionCase):
         self.tmp = tempfile.mkdtemp(prefix="stateless-life-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.databases = []
-        self.addCleanup(self.drop_databases)
+        self.addCleanup(lambda: self.drop_databases(self.databases))
         with self.committed_env() as env:
             self.use_location(env, self.kind)
             self.contents = {
@@ -102,14 +102,6 @@ class TestDatabaseLife(ObjectStorageMixin, TransactionCase):
         name = f"{self.env.cr.dbname}_{what}_{uuid.uuid4().hex[:6]}"
         self.databases.append(name)
         return name
-
-    def drop_databases(self):
-        for name in self.databases:
-            Registry.delete(name)
-            odoo.sql_db.close_db(name)
-            with odoo.sql_db.db_connect("postgres").cursor() as cr:
-                cr._cnx.autocommit = True
-                cr.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def rows(self, db_name):
         with odoo.sql_db.db_connect(db_name).cursor() as cr:

@@ -31,7 +31,7 @@ class TestBackupCommands(ObjectStorageMixin, TransactionCase):
     def setUp(self):
         super().setUp()
         self.databases = []
-        self.addCleanup(self.drop_databases)
+        self.addCleanup(lambda: self.drop_databases(self.databases))
         with self.committed_env() as env:
             self.use_location(env, "s3")
             # large enough that the upload and the restore take a moment to kill
@@ -91,14 +91,6 @@ class TestBackupCommands(ObjectStorageMixin, TransactionCase):
     def uploading(self):
         answer = self.store.client.list_multipart_uploads(Bucket=self.store.container)
         return any(upload["Key"] == self.key for upload in answer.get("Uploads", []))
-
-    def drop_databases(self):
-        for name in self.databases:
-            Registry.delete(name)
-            odoo.sql_db.close_db(name)
-            with odoo.sql_db.db_connect("postgres").cursor() as cr:
-                cr._cnx.autocommit = True
-                cr.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def checksums(self, db_name):
         with Registry(db_name).cursor() as cr:

@@ -219,9 +219,12 @@ class ObjectStore(abc.ABC):
             if method in cls.__dict__:
                 setattr(cls, method, _instrument(cls.__dict__[method], op))
 
-    def __init__(self, container, *, key_prefix="", read_only=False):
+    def __init__(self, settings, container, *, read_only=False, key_prefix=None):
+        """``key_prefix``: what the store puts before every key it is given (default:
+        the settings' prefix; ``""`` when the caller gives whole keys)."""
+        self.settings = settings
         self.container = container
-        self.key_prefix = key_prefix
+        self.key_prefix = settings.key_prefix if key_prefix is None else key_prefix
         self.read_only = read_only
 
     @classmethod

@@ -202,14 +202,7 @@ class S3Store(ObjectStore):
     settings_class = S3Settings
 
     def __init__(self, settings, bucket, *, read_only=False, key_prefix=None, _client=None):
-        """``key_prefix``: what the store puts before every key it is given (default:
-        the settings' prefix; ``""`` when the caller gives whole keys)."""
-        super().__init__(
-            bucket,
-            key_prefix=settings.key_prefix if key_prefix is None else key_prefix,
-            read_only=read_only,
-        )
-        self.settings = settings
+        super().__init__(settings, bucket, read_only=read_only, key_prefix=key_prefix)
         self._client = _client or PerProcess(self._make_client)
         self._transfer = TransferConfig(
             multipart_threshold=settings.multipart_threshold,

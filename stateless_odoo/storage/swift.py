@@ -256,14 +256,7 @@ class SwiftStore(ObjectStore):
     settings_class = SwiftSettings
 
     def __init__(self, settings, container, *, read_only=False, key_prefix=None, _clients=None):
-        """``key_prefix``: what the store puts before every key it is given (default:
-        the settings' prefix; ``""`` when the caller gives whole keys)."""
-        super().__init__(
-            container,
-            key_prefix=settings.key_prefix if key_prefix is None else key_prefix,
-            read_only=read_only,
-        )
-        self.settings = settings
+        super().__init__(settings, container, read_only=read_only, key_prefix=key_prefix)
         self._clients = _clients or PerProcess(lambda: _ProcessClients(settings))
 
     @property
