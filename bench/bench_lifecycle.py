@@ -45,6 +45,7 @@ from common import (
     make_attachment_database,
     pg_base,
     remove_container,
+    run_phase_process,
     store_environ,
 )
 
@@ -186,14 +187,7 @@ def run_phase(name, args, db, target, work, store_env):
         sys.executable, __file__, "--phase", name, "--db", db, "--target", target,
         "--work", work, "--api", args.api, "--threads", str(args.threads),
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "BENCH_STORE_ENV": store_env}
-    )
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        sys.exit(f"bench lifecycle: phase {name} failed (status {status})")
-    return json.loads(out.strip().splitlines()[-1])["seconds"], usage.ru_maxrss / 1024
+    return run_phase_process(f"bench lifecycle: phase {name}", cmd, store_env)
 
 
 def delete_namespace(store, namespace):

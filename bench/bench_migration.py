@@ -44,6 +44,7 @@ from common import (
     pg_base,
     remove_container,
     reset_rows,
+    run_phase_process,
     store_environ,
 )
 
@@ -111,18 +112,7 @@ def run_phase(name, args, dbname, filestore, store_env):
         sys.executable, __file__, "--phase", name, "--db", dbname, "--filestore", filestore,
         "--api", args.api, "--threads", str(args.threads),
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "BENCH_STORE_ENV": json.dumps(store_env)},
-    )
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        sys.exit(f"bench migration: phase {name} failed (status {status})")
-    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
-    return seconds, usage.ru_maxrss / 1024  # MB
+    return run_phase_process(f"bench migration: phase {name}", cmd, json.dumps(store_env))
 
 
 def fresh_container(api, store_env):

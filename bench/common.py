@@ -10,6 +10,7 @@ the checkout's own packages.
 import getpass
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import random
@@ -436,3 +437,16 @@ def reset_rows(dbname, rows):
             " FROM unnest(%s::varchar[], %s::varchar[], %s::int[]) AS t(f, c, s)",
             ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
         )
+
+
+def run_phase_process(what, command, store_env):
+    """Run a benchmark's phase in a process of its own (its own peak RSS), the store's
+    variables in ``BENCH_STORE_ENV``; ``(seconds it printed, peak RSS in MB)``."""
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, "BENCH_STORE_ENV": store_env}
+    )
+    out = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        sys.exit(f"{what} failed (status {status})")
+    return json.loads(out.strip().splitlines()[-1])["seconds"], usage.ru_maxrss / 1024
