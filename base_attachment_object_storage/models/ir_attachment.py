@@ -177,8 +177,11 @@ class IrAttachment(models.Model):
     def _object_storage_mark_now(self, url):
         """Record ``url`` as a deletion candidate in a transaction committed at once."""
         try:
-            with self.env.registry.cursor() as side_cr:
-                collection.record_writes(side_cr, [url], lock_timeout=2)
+            registry = self.env.registry
+            with registry.cursor() as side_cr:
+                collection.record_writes(
+                    side_cr, [url], lock_timeout=2, fresh=not registry.in_test_mode()
+                )
         except psycopg2.Error as exc:
             # a collection holding the candidate (the object is named by a row) did not
             # commit within the timeout

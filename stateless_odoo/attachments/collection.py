@@ -89,15 +89,18 @@ def mark(cr, store_fnames, *, writing=False):
     return urls
 
 
-def record_writes(cr, store_fnames, *, lock_timeout=None):
+def record_writes(cr, store_fnames, *, lock_timeout=None, fresh=True):
     """Record the objects a writer is about to name (it uploads them or reuses them) as
     candidates, on a cursor of its own whose transaction has not started; the caller
     commits at once. So an object of a transaction that never commits is collected too.
 
     READ COMMITTED, where a concurrent writer or collection of the same candidate is
     waited for instead of failing the statement (as it would at REPEATABLE READ);
-    ``lock_timeout`` (seconds) bounds that wait."""
-    cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    ``lock_timeout`` (seconds) bounds that wait. ``fresh=False``: the cursor's
+    transaction may have started (Odoo's test mode gives every cursor the test's own
+    transaction), its isolation stays as it is."""
+    if fresh:
+        cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
     if lock_timeout:
         cr.execute("SELECT set_config('lock_timeout', %s, true)", (f"{lock_timeout * 1000:.0f}",))
     return mark(cr, store_fnames, writing=True)
