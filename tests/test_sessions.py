@@ -83,6 +83,22 @@ def test_where_hides_url_password():
 
 
 @pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("redis://redis.example/0?password=hunter2-secret", "Redis redis://redis.example/0"),
+        ("redis://:hunter2@secret@redis.example:6380/1", "Redis redis://redis.example:6380/1"),
+        ("rediss://u:hunter2-secret@[::1]:6390/0?ssl_ca_certs=/ca", "Redis rediss://[::1]:6390/0"),
+        ("unix:///run/redis.sock?password=hunter2-secret", "Redis unix:///run/redis.sock"),
+    ],
+)
+def test_no_password_of_the_url_in_messages_nor_repr(url, where):
+    settings = settings_for(url)
+    assert settings.where() == where
+    for secret in ("hunter2", "secret"):
+        assert secret not in repr(settings) + settings.where()
+
+
+@pytest.mark.parametrize(
     ("variable", "value"),
     [
         ("ODOO_SESSION_REDIS", "perhaps"),

@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import redis
 import redis.sentinel
@@ -17,7 +18,7 @@ DEFAULT_EXPIRATION_ANONYMOUS = 3 * 3600
 @dataclass(frozen=True)
 class RedisSessionSettings:
     enabled: bool
-    url: str | None = None
+    url: str | None = field(default=None, repr=False)  # may hold a password
     host: str = "localhost"
     port: int = 6379
     password: Secret | None = field(default=None, repr=False)
@@ -82,7 +83,18 @@ class RedisSessionSettings:
             hosts = ",".join(f"{h}:{p}" for h, p in self.sentinels)
             return f"Redis master {self.sentinel_master!r} of sentinels {hosts}"
         if self.url:
-            return f"Redis {re.sub(r'//[^@/]*@', '//', self.url)}"
+            # from the parsed parts: never the user information (a password with an
+            # @ in it included) nor the query string (?password=...)
+            parts = urlsplit(self.url)
+            if parts.scheme == "unix":
+                return f"Redis unix://{parts.path}"
+            host = parts.hostname or "localhost"
+            host = f"[{host}]" if ":" in host else host
+            try:
+                port = f":{parts.port}" if parts.port else ""
+            except ValueError:
+                port = ""
+            return f"Redis {parts.scheme}://{host}{port}{parts.path}"
         return f"Redis {self.host}:{self.port}/{self.db}"
 
     def make_client(self, single_connection=False):
