@@ -561,3 +561,27 @@ def test_identical_uploads_at_once_are_both_recorded(gc_env):
     with PgCursor(fs.dsn) as cr:
         cr.execute(f"SELECT unnamed_at FROM {collection.TABLE} WHERE store_fname = %s", (url,))
         assert cr.fetchall() == [(None,)]
+
+
+def test_a_transaction_writing_twenty_thousand_objects_holds_a_bounded_number_of_locks(
+    gc_env,
+):
+    """One lock per object exhausted PostgreSQL's shared lock table ('out of shared
+    memory', for every session of the server) from about 6,400 objects."""
+    stores, fs, _put, _exists = gc_env
+    urls = [stores.place(sha1(b"%d" % i)).store_fname for i in range(20_000)]
+    writer = PgCursor(fs.dsn)
+    try:
+        collection.lock_objects(writer, urls)
+        writer.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            " AND pid = pg_backend_pid() AND classid = %s",
+            (collection.OBJECT_LOCK_NAMESPACE,),
+        )
+        assert writer.fetchone()[0] <= collection.OBJECT_LOCK_SLOTS
+        # a collection meanwhile leaves those objects to a later one
+        with PgCursor(fs.dsn) as cr:
+            collection.mark(cr, urls[:10])
+        assert collect(fs.dsn, stores).busy == 10
+    finally:
+        writer.close()
