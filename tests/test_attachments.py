@@ -1,6 +1,7 @@
 """The attachment rules, keys and stores (Odoo-free), against the real Swift."""
 
 import time
+import uuid
 
 import pytest
 import requests
@@ -10,7 +11,7 @@ from stateless_odoo.attachments.migration import find_update_module
 from stateless_odoo.attachments.rule import KeepInDatabase
 from stateless_odoo.attachments.settings import AttachmentSettings
 from stateless_odoo.attachments.stores import AttachmentStores, StorageDisabled, object_key
-from stateless_odoo.errors import ConfigError, ReadOnlyStore
+from stateless_odoo.errors import ConfigError, ReadOnlyStore, StoreMisconfigured
 
 from .conftest import s3_environ, swift_environ
 
@@ -200,3 +201,30 @@ def test_disabled_storage_never_writes(services, make_fresh_store):
     assert not stores.owns(url)
     with pytest.raises(ReadOnlyStore):
         store.put(key, b"x")
+
+
+@pytest.mark.parametrize("kind", ["s3", "swift"])
+def test_a_missing_container_is_created_before_the_first_write(kind, services):
+    """As the older addons did: with a bucket per database ({db}), every new database's
+    first attachment finds its bucket. ODOO_ATTACHMENT_CREATE_CONTAINER=0 for
+    credentials that may not create one: the write then fails naming the variable."""
+    name = f"created-{uuid.uuid4().hex[:10]}"
+    environ = (s3_environ if kind == "s3" else swift_environ)(services, name)
+    refused = AttachmentStores(kind, "newdb", environ, create_container=False)
+    refused.ready_for_writes()
+    store, key, _url = refused.place(SHA)
+    with pytest.raises(StoreMisconfigured, match=r"AWS_BUCKETNAME|SWIFT_WRITE_CONTAINER"):
+        store.put(key, b"first")
+    stores = AttachmentStores(kind, "newdb", environ)
+    stores.ready_for_writes()
+    store, key, _url = stores.place(SHA)
+    try:
+        store.put(key, b"first")
+        assert store.get_bytes(key) == b"first"
+        stores.ready_for_writes()  # once per process: no second check
+    finally:
+        store.delete(key)
+        if kind == "s3":
+            store.client.delete_bucket(Bucket=name)
+        else:
+            store.connection.delete_container(name)

@@ -44,7 +44,13 @@ _url_caches = {}
 def attachment_stores(kind, db_name, settings):
     """The stores of ``db_name`` for ``kind``, built once per process (their clients
     are rebuilt after a fork); a configuration error is raised at each use."""
-    cache_key = (kind, db_name, settings.disabled, settings.gc_unnamespaced)
+    cache_key = (
+        kind,
+        db_name,
+        settings.disabled,
+        settings.gc_unnamespaced,
+        settings.create_container,
+    )
     stores = _stores.get(cache_key)
     if stores is None:
         with _stores_lock:
@@ -55,6 +61,7 @@ def attachment_stores(kind, db_name, settings):
                     db_name,
                     disabled=settings.disabled,
                     gc_unnamespaced=settings.gc_unnamespaced,
+                    create_container=settings.create_container,
                 )
                 _stores[cache_key] = stores
     return stores
@@ -154,7 +161,8 @@ class IrAttachment(models.Model):
         kind = self._object_storage_kind()
         if not kind or self._storage() != kind:
             return super()._file_write(bin_value, checksum)
-        store, key, url = self._object_stores(kind).place(checksum)
+        stores = self._object_stores(kind)
+        store, key, url = stores.place(checksum)
         # a garbage collection must not delete the object between the check below and
         # this transaction's commit; and if this transaction never commits, the object
         # is a candidate for deletion (recorded in a transaction of its own)
@@ -162,6 +170,7 @@ class IrAttachment(models.Model):
         if url not in self.env.cr.postcommit.data.get("stateless_gc", ()):
             self._object_storage_mark_now(url)
         try:
+            stores.ready_for_writes()
             # content addressed: the same content once; newest, since a replica may
             # not know yet that a garbage collection deleted it a moment ago
             if not store.exists(key, newest=True):

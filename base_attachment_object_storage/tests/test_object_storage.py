@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from unittest.mock import patch
 
 from odoo.exceptions import UserError
@@ -164,6 +165,28 @@ class TestWriteRead(ObjectStorageMixin, TransactionCase):
         with self.environ(AWS_READ_TIMEOUT="soon"), self.assertRaises(UserError) as err:
             self.create_pdf()
         self.assertIn("AWS_READ_TIMEOUT", str(err.exception))
+
+    def test_the_first_attachment_creates_a_missing_bucket(self):
+        """A bucket per database ({db}): a new database's first attachment finds it."""
+        for kind, variable in (("s3", "AWS_BUCKETNAME"), ("swift", "SWIFT_WRITE_CONTAINER")):
+            with self.subTest(kind=kind):
+                name = f"first-write-{uuid.uuid4().hex[:8]}"
+                self.use_location(self.env, kind)
+                with self.environ(**{variable: name}):
+                    store = self.env["ir.attachment"]._object_stores(kind).write_store
+                    data = self.random_pdf()
+                    try:
+                        att = self.create_pdf(data)
+                        self.assertTrue(att.store_fname.startswith(f"{kind}://{name}/"))
+                        att.invalidate_recordset()
+                        self.assertEqual(att.raw, data)
+                    finally:
+                        keys = [info.key for info in store.list()]
+                        store.delete_many(keys)
+                        if kind == "s3":
+                            store.client.delete_bucket(Bucket=name)
+                        else:
+                            store.connection.delete_container(name)
 
     def test_objects_of_another_environment_are_read_never_deleted(self):
         self.use_location(self.env, "s3")

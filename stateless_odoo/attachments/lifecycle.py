@@ -49,6 +49,7 @@ def adopt(cursor_factory, stores, *, threads=8):
     docstring). Idempotent: run again after a failure, it does what is left. The copies
     are recorded as collection candidates before they are made, as uploads are."""
     report = AdoptReport()
+    stores.ready_for_writes()
     foreign = _foreign_key(stores)
     mine = stores.key_prefix + namespace(stores.db_name)
     with cursor_factory() as cr:

@@ -211,6 +211,8 @@ class Migration:
     def _run(self):
         report = MigrationReport(self.target)
         started = time.monotonic()
+        if self.target == "store":
+            self.stores.ready_for_writes()
         with self._cursor() as cr:
             collection.ensure_table(cr)
             cr.execute(

@@ -29,6 +29,7 @@ class AttachmentSettings:
     cache_max_object: int = 1024 * 1024
     url_cache: int = 4096
     gc_unnamespaced: bool = False
+    create_container: bool = True
     gc_retention: float = DEFAULT_GC_RETENTION
 
     @classmethod
@@ -56,5 +57,6 @@ class AttachmentSettings:
             cache_max_object=env.size("ODOO_ATTACHMENT_CACHE_MAX_OBJECT", 1024 * 1024, minimum=0),
             url_cache=env.int("ODOO_ATTACHMENT_URL_CACHE", 4096, minimum=0),
             gc_unnamespaced=env.bool("ODOO_ATTACHMENT_GC_UNNAMESPACED", False),
+            create_container=env.bool("ODOO_ATTACHMENT_CREATE_CONTAINER", True),
             gc_retention=env.duration("ODOO_ATTACHMENT_GC_RETENTION", DEFAULT_GC_RETENTION),
         )

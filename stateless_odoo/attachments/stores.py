@@ -71,7 +71,16 @@ class AttachmentStores:
     deletes there.
     """
 
-    def __init__(self, kind, db_name, environ=None, *, disabled=False, gc_unnamespaced=False):
+    def __init__(
+        self,
+        kind,
+        db_name,
+        environ=None,
+        *,
+        disabled=False,
+        gc_unnamespaced=False,
+        create_container=True,
+    ):
         if kind not in KINDS:
             raise ConfigError("ir_attachment.location", f"{kind!r} is not one of {KINDS}")
         self.kind = kind
@@ -81,8 +90,22 @@ class AttachmentStores:
         # keys given to these stores are whole keys (see the module's docstring)
         self._store = build_store(kind, environ, db_name=db_name, read_only=disabled, key_prefix="")
         self.key_prefix = self._store.settings.key_prefix
+        self.create_container = create_container
+        self._ready = False
         self._views = {}
         self._lock = threading.Lock()
+
+    def ready_for_writes(self):
+        """Create this environment's container if it does not exist, once per process
+        (``create_container``, ODOO_ATTACHMENT_CREATE_CONTAINER), as the older addons
+        did on the first write: with a bucket per database (``{db}``), every new
+        database's first attachment finds its bucket."""
+        if self._ready or not self.create_container or self.disabled:
+            return
+        with self._lock:
+            if not self._ready:
+                self._store.ensure_container()
+                self._ready = True
 
     @property
     def container(self):
