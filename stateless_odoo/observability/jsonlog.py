@@ -48,30 +48,46 @@ _SEVERITY = {
 }
 
 _MASK = "***"
-#: names under which secrets travel (not secrets themselves)
-_SECRET_WORDS = "|".join(
+#: names under which secrets travel (not secrets themselves); a name that ends with one
+#: of these is one too (db_password, smtp_pass, odoo_api_key)
+_SECRET_SUFFIXES = "|".join(
     (
-        r"password|passwd|pwd|new_password|old_password|confirm_password|secret|api_?key",
-        r"access_token|refresh_token|id_token|auth_token|token|csrf_token|session_id|sid",
-        r"x-api-key|x-openerp-session-id|aws_secret_access_key|swift_password",
+        "password|passwd|pwd|pass|secret|token|credentials?|signature|temp_url_sig",
+        "api_?key|apikey|access_?key|secret_?key|private_?key",
+        "session_id|x-openerp-session-id",
     )
 )
+#: whole names only (``sid`` is the tail of ``aside``)
+_SECRET_NAMES = r"sid|sig|x-amz-credential|x-amz-security-token"  # noqa: S105
+_SECRET_KEY = (
+    r"(?<![A-Za-z0-9_.-])(?:[A-Za-z0-9_.-]*?(?:" + _SECRET_SUFFIXES + r")|" + _SECRET_NAMES + r")"
+)
 _REDACTIONS = (
-    # Authorization: Bearer abc / Basic abc (headers, dict reprs)
+    # Authorization: Bearer abc / Basic abc / AWS4-HMAC-SHA256 Credential=..., Signature=...
+    # (headers, dict reprs): the whole value, to the end of the line or of its quotes
     (
-        re.compile(
-            r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?\s*)(?:(bearer|basic|token)\s+)?[^\s'\",;}]+"
-        ),
-        lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}{_MASK}",
+        re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*)(['\"])(.*?)(?<!\\)\2"),
+        lambda m: f"{m.group(1)}{m.group(2)}{_MASK}{m.group(2)}",
     ),
-    # key=value, key: value, 'key': 'value', "key": "value" (query strings, cookies,
-    # dict reprs, JSON); the key must not be the tail of a longer word (sid vs. side)
     (
-        re.compile(
-            r"(?i)(?<![A-Za-z0-9_])((?:" + _SECRET_WORDS + r")['\"]?\s*[:=]\s*)"
-            r"(b?['\"]?)([^\s'\"&,;}\])]+)"
-        ),
-        lambda m: f"{m.group(1)}{m.group(2)}{_MASK}",
+        re.compile(r"(?i)(authorization\s*[:=]\s*)(?!['\"])[^\r\n'\"}]+"),
+        lambda m: f"{m.group(1)}{_MASK}",
+    ),
+    # 'key': 'value with spaces', "key": "value", key="p&ss": the whole quoted value
+    (
+        re.compile(r"(?i)(" + _SECRET_KEY + r"['\"]?\s*[:=]\s*b?)(['\"])(.*?)(?<!\\)\2"),
+        lambda m: f"{m.group(1)}{m.group(2)}{_MASK}{m.group(2)}",
+    ),
+    # key=value, key: value (query strings, cookies, headers): to the next separator
+    (
+        re.compile(r"(?i)(" + _SECRET_KEY + r"['\"]?\s*[:=]\s*)(?!['\"])([^\s'\"&,;}\])]+)"),
+        lambda m: f"{m.group(1)}{_MASK}",
+    ),
+    # the password of a URL's user information: scheme://user:secret@host
+    (
+        # (greedy: to the last @ of the authority, a password may hold one)
+        re.compile(r"(://[^/\s:@'\"]*:)([^\s/'\"]+)@"),
+        lambda m: f"{m.group(1)}{_MASK}@",
     ),
     # a bare bearer token
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/-]+=*"), lambda m: f"{m.group(1)}{_MASK}"),
@@ -79,10 +95,10 @@ _REDACTIONS = (
     (re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{84}(?![A-Za-z0-9_-])"), lambda m: _MASK),
 )
 #: a field (``extra=`` or a dict message) whose name says it holds a secret
-_SECRET_FIELD = re.compile(r"(?i)(?:" + _SECRET_WORDS + r")")
+_SECRET_FIELD = re.compile(r"(?i)" + _SECRET_KEY)
 #: cheap test before the expressions above: a secret comes with one of these words
-#: (lowercase), or is a long token
-_HINTS = ("pass", "pwd", "secret", "key", "token", "session", "sid", "auth", "bearer")
+#: (lowercase), or in a URL's user information, or is a long token
+_HINTS = ("pass", "pwd", "secret", "key", "token", "session", "sid", "sig", "auth", "bearer")
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{84}")
 
 
@@ -91,6 +107,8 @@ def _may_hold_secret(text):
     for hint in _HINTS:
         if hint in lower:
             return True
+    if "@" in text and "://" in text:
+        return True
     return len(text) >= 84 and _LONG_TOKEN.search(text) is not None
 
 
