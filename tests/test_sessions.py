@@ -200,6 +200,26 @@ def test_delete(store):
     assert store.get(session.sid).is_new
 
 
+def test_a_forged_cookie_neither_overwrites_nor_deletes_another_session(store, caplog):
+    """Keys are made of the id's first half, which Odoo logs and keeps in
+    res_device_log: a cookie of that half and any other 42 characters gets a new
+    session, which Odoo saves under the cookie's id."""
+    victim = logged_in(store, secret_note="the victim's")
+    forged_sid = victim.sid[:42] + "x" * 42
+    forged = store.get(forged_sid)
+    assert forged.is_new and not forged.get("uid")
+    forged.sid = forged_sid  # as Odoo 18 puts back the id the browser sent
+    forged["uid"] = 99
+    with caplog.at_level(logging.WARNING, logger="stateless_odoo.sessions.store"):
+        store.save(forged)
+    assert "forged cookie" in caplog.text and victim.sid not in caplog.text
+    store.delete(forged)  # /web/session/logout with the forged cookie
+    again = store.get(victim.sid)
+    assert (again.get("uid"), again.get("secret_note")) == (2, "the victim's")
+    store.delete(victim)
+    assert store.get(victim.sid).is_new
+
+
 def test_rotate(store):
     calls = []
     store.on_rotate = lambda session, env: calls.append(env) or session.update(token="new")

@@ -66,6 +66,20 @@ class TestSessionRedis(HttpCase):
         self.assertTrue(cookie and cookie != self.session.sid)
         self.assertFalse(self.store.get(cookie).get("uid"))
 
+    def test_a_forged_cookie_cannot_destroy_another_users_session(self):
+        """The first half of a session id is logged by Odoo and kept in res_device_log:
+        a cookie of that half and any other characters must neither overwrite nor
+        log out the session it names (with Odoo's file store it cannot happen)."""
+        self.authenticate("admin", "admin")
+        self.session_info()
+        victim = self.session.sid
+        forged = victim[:42] + "F" * 42
+        self.opener.cookies.set("session_id", forged)
+        self.url_open("/web/login")  # a new session, saved under the forged id
+        self.url_open("/web/session/logout", allow_redirects=False)
+        self.opener.cookies.set("session_id", victim)
+        self.assertEqual(self.session_info()["uid"], self.env.ref("base.user_admin").id)
+
     def test_revoked_device_ends_the_session(self):
         self.authenticate("admin", "admin")
         self.session_info()  # records the device

@@ -59,6 +59,30 @@ def _set_new(client, *, key, value, ttl):
     return client.set(key, value, ex=int(ttl), nx=True)
 
 
+#: SET the session unless its key holds another session id's session. Keys are made of
+#: the first half of the id (the device identifier Odoo logs and stores): a cookie
+#: ``<someone's identifier><anything>`` gets a new session that Odoo saves under the
+#: cookie's id; without this check it would overwrite that user's session.
+_SAVE_OWN = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, stored = pcall(cjson.decode, current)
+  if ok and type(stored) == 'table' and stored['h'] ~= ARGV[1] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+#: DEL the session only if its key holds this session id's session (a logout with a
+#: forged cookie must not log the other user out)
+_DELETE_OWN = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local ok, stored = pcall(cjson.decode, current)
+if ok and type(stored) == 'table' and stored['h'] ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+
 def _sid_hash(sid):
     return hashlib.sha256(sid.encode()).hexdigest()
 
@@ -182,18 +206,26 @@ class RedisSessionStore:
         return self.session_class(data, sid, False)
 
     def save(self, session):
-        payload = json.dumps({"h": _sid_hash(session.sid), "d": dict(session)})
+        sid_hash = _sid_hash(session.sid)
+        payload = json.dumps({"h": sid_hash, "d": dict(session)})
         ttl = self.expiration_for(session)
         key = self._key(session.sid)
-        self._call("save", lambda client: client.set(key, payload, ex=ttl))
+        saved = self._call(
+            "save", lambda client: client.eval(_SAVE_OWN, 1, key, sid_hash, payload, ttl)
+        )
+        if not saved:
+            _logger.warning(
+                "session store: a session whose id is not its key's own (a forged cookie?)"
+                " was not saved; the session stored under that key is left as it is"
+            )
 
     def save_if_modified(self, session):
         if getattr(session, "is_dirty", False) or getattr(session, "should_save", False):
             self.save(session)
 
     def delete(self, session):
-        key = self._key(session.sid)
-        self._call("delete", lambda client: client.delete(key))
+        key, sid_hash = self._key(session.sid), _sid_hash(session.sid)
+        self._call("delete", lambda client: client.eval(_DELETE_OWN, 1, key, sid_hash))
 
     def rotate(self, session, env=None):
         self.delete(session)
