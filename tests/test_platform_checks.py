@@ -127,10 +127,11 @@ def test_several_mistakes_are_reported_at_once():
 
 
 def test_other_environments_never_use_production_names():
-    # dev, labs and names the platform does not know (a project has at least these four)
-    for env in ("dev", "labs-42", "staging", "production"):
-        assert check({**good("integration"), "RUNNING_ENV": env}, location="s3") == []
-        problems = check({**good("prod"), "RUNNING_ENV": env}, location="s3")
+    # dev, labs and the project's own environments (a project has at least these four)
+    own = {"ODOO_CLOUD_PLATFORM_ENVIRONMENTS": "staging, Demo"}
+    for env in ("dev", "labs-42", "staging", "demo"):
+        assert check({**good("integration"), **own, "RUNNING_ENV": env}, location="s3") == []
+        problems = check({**good("prod"), **own, "RUNNING_ENV": env}, location="s3")
         assert [p.variable for p in problems] == ["ODOO_SESSION_REDIS_PREFIX", "AWS_BUCKETNAME"]
         assert f"only RUNNING_ENV=prod may use it, not {env!r}" in problems[0].message
     # without a store location, only the session prefix
@@ -188,6 +189,27 @@ def test_unsafe_is_a_boolean():
     assert not is_unsafe({})
     with pytest.raises(ConfigError, match="ODOO_CLOUD_PLATFORM_UNSAFE"):
         is_unsafe({"ODOO_CLOUD_PLATFORM_UNSAFE": "please"})
+
+
+def test_the_same_environment_by_another_spelling_gets_its_rules():
+    """'Prod', 'prod ' (a trailing space), 'production' and 'prd' gave no problem at
+    all: file sessions and the local filestore were accepted in production."""
+    for spelling in ("Prod", "prod ", " PROD", "production", "prd"):
+        assert environment_kind(spelling) == "prod"
+        problems = check({"RUNNING_ENV": spelling}, location="file")
+        assert {p.variable for p in problems} >= {"ODOO_SESSION_REDIS", "ir_attachment.location"}
+        assert check({**good("prod"), "RUNNING_ENV": spelling}, location="s3") == []
+    assert environment_kind("Integration") == "integration"
+    assert environment_kind("development") == "dev"
+
+
+def test_an_unknown_environment_is_refused_unless_the_project_lists_it():
+    for name in ("staging", "prdo", "labsfoo"):
+        problems = check({**good("integration"), "RUNNING_ENV": name}, location="s3")
+        assert [p.variable for p in problems] == ["RUNNING_ENV"]
+        assert "ODOO_CLOUD_PLATFORM_ENVIRONMENTS" in problems[0].message
+    listed = {**good("integration"), "ODOO_CLOUD_PLATFORM_ENVIRONMENTS": "staging,qa"}
+    assert check({**listed, "RUNNING_ENV": "Staging"}, location="s3") == []
 
 
 def test_environment_kinds():

@@ -6,8 +6,11 @@ serve it when :func:`check` finds problems. Every problem names its variable and
 was expected; all problems are reported at once. Rules (those of the older Camptocamp
 ``cloud_platform`` addon):
 
-- ``RUNNING_ENV`` is set (``prod``, ``integration``, ``test``, ``dev``, ``labs...`` or
-  another name: a project has at least these environments, and may have more);
+- ``RUNNING_ENV`` is set: ``prod``, ``integration``, ``test``, ``dev`` (whatever the
+  case and surrounding spaces; ``production``, ``prd``, ``development`` and ``testing``
+  are their names too), ``labs-<name>``, or one of the project's own environments
+  listed in ``ODOO_CLOUD_PLATFORM_ENVIRONMENTS``; anything else (a typo in production)
+  is a problem;
 - prod, integration and test keep sessions in Redis (``ODOO_SESSION_REDIS`` on, a host,
   URL or sentinel given) with the prefix ``<client>-odoo-<env>...`` of their environment;
 - prod and integration keep attachments in the object store (``ir_attachment.location``
@@ -87,13 +90,28 @@ def is_unsafe(environ=None):
     return EnvReader(environ).bool("ODOO_CLOUD_PLATFORM_UNSAFE", False)
 
 
+#: names that clearly mean one of ENVIRONMENTS (after case and spaces are dropped)
+ALIASES = {"production": "prod", "prd": "prod", "development": "dev", "testing": "test"}
+
+
 def environment_kind(running_env):
-    """``prod``, ``integration``, ``test``, ``dev`` or ``labs`` (``labs-*``), else None."""
-    if running_env in ENVIRONMENTS:
-        return running_env
-    if running_env == "labs" or (running_env or "").startswith("labs-"):
+    """``prod``, ``integration``, ``test``, ``dev`` or ``labs`` (``labs-*``), else None.
+    Case and surrounding spaces do not count, and :data:`ALIASES` are their name:
+    ``Prod``, ``prod `` and ``production`` are prod."""
+    name = (running_env or "").strip().lower()
+    name = ALIASES.get(name, name)
+    if name in ENVIRONMENTS:
+        return name
+    if name == "labs" or name.startswith("labs-"):
         return "labs"
     return None
+
+
+def custom_environments(environ=None):
+    """The project's own environment names (ODOO_CLOUD_PLATFORM_ENVIRONMENTS, comma
+    separated): checked as dev is, never with production's names."""
+    value = EnvReader(environ).str("ODOO_CLOUD_PLATFORM_ENVIRONMENTS", "")
+    return {name.strip().lower() for name in value.split(",") if name.strip()}
 
 
 def platform_location(platform, which):
@@ -160,6 +178,16 @@ def check(
             )
         )
     which = environment_kind(running_env)
+    if which is None and running_env.strip().lower() not in custom_environments(env.environ):
+        return [
+            *problems,
+            Problem(
+                "RUNNING_ENV",
+                f"{running_env!r} is not one of prod, integration, test, dev, labs-<name>:"
+                " a project's other environments are listed in"
+                " ODOO_CLOUD_PLATFORM_ENVIRONMENTS",
+            ),
+        ]
     if which in ("prod", "integration", "test"):
         problems += _check_sessions(env, which)
         problems += _check_attachments(env, which, location, store_kind or kind, db_name)
