@@ -31,6 +31,20 @@ from stateless_odoo.storage import content_disposition
 _logger = logging.getLogger(__name__)
 
 
+#: types a browser renders as a document that runs scripts
+_ACTIVE_TYPES = ("text/html", "application/xhtml", "image/svg", "text/xml", "application/xml")
+
+
+def is_active_type(mimetype):
+    mimetype = (mimetype or "").split(";")[0].strip().lower()
+    return (
+        mimetype.startswith(_ACTIVE_TYPES)
+        or mimetype.endswith("+xml")
+        or "javascript" in mimetype
+        or "ecmascript" in mimetype
+    )
+
+
 class ObjectStream(Stream):
     """A Stream of type ``data`` whose data stays in the store until asked for."""
 
@@ -91,13 +105,17 @@ class ObjectStream(Stream):
             else:
                 from .models.ir_attachment import presigned_urls
 
+                # the store serves on its own domain without the CSP Odoo and the nginx
+                # location add: the attachment's own type only (never ?mimetype=), and
+                # a type a browser would run (HTML, SVG, XML, JavaScript) as a download
+                mimetype = self._attachment.mimetype
                 url = presigned_urls(self._settings).get(
                     store,
                     key,
                     expires=self._settings.url_expiration,
                     filename=self.download_name,
-                    content_type=self.mimetype,
-                    inline=not as_attachment,
+                    content_type=mimetype,
+                    inline=not as_attachment and not is_active_type(mimetype),
                 )
                 if mode == "redirect":
                     res = self._redirect(url)

@@ -92,6 +92,26 @@ class TestServing(ObjectStorageMixin, HttpCase):
         self.assertNotEqual(res.status_code, 302)
         self.assertNotIn("Location", res.headers)
 
+    def test_redirect_mode_never_serves_an_active_type_inline_from_the_store(self):
+        """The store's domain has no CSP: /web/content/<id>?mimetype=text/html made it
+        serve an uploaded file inline as HTML."""
+        page = b"<html><script>alert(document.domain)</script></html>"
+        self.use_location(self.env, "s3")
+        html = self.env["ir.attachment"].create(
+            {"name": "page.html", "raw": page, "mimetype": "text/html"}
+        )
+        pdf = self.attachments["s3"]
+        with self.environ(ODOO_ATTACHMENT_SERVING="redirect"):
+            for url, disposition, content_type in (
+                (f"/web/content/{html.id}", "attachment", "text/html"),
+                (f"/web/content/{pdf.id}?mimetype=text/html", "inline", "application/pdf"),
+            ):
+                res = self.url_open(url, allow_redirects=False)
+                self.assertEqual(res.status_code, 302, url)
+                fetched = requests.get(res.headers["Location"], timeout=10)
+                self.assertTrue(fetched.headers["Content-Disposition"].startswith(disposition))
+                self.assertTrue(fetched.headers["Content-Type"].startswith(content_type))
+
     def test_x_accel_redirect_mode_hands_the_url_to_nginx(self):
         att = self.attachments["swift"]
         with self.environ(
