@@ -139,11 +139,21 @@ class CloudPlatform(models.AbstractModel):
     @api.model
     def install(self, platform_kind):
         """Configure this database for a platform (``exoscale`` or ``ovh``) and the running
-        environment: record the platform, set ``ir_attachment.location``, check the
-        environment (raises naming every problem), move the existing attachments. Running
-        it again changes nothing."""
+        environment: install the platform's store addon when it is not, record the
+        platform, set ``ir_attachment.location``, check the environment (raises naming
+        every problem), move the existing attachments. Running it again changes
+        nothing."""
         if not self.env.is_admin():
             raise UserError(_("Only administrators can install the cloud platform."))
+        addon = f"attachment_{checks.PLATFORMS.get(platform_kind)}"
+        module = self.env["ir.module.module"].sudo().search([("name", "=", addon)])
+        if module and module.state != "installed":
+            # as the older cloud_platform_exoscale / _ovh did by depending on it
+            _logger.info("cloud platform %s: installing %s", platform_kind, addon)
+            module.button_immediate_install()
+            # the registry was rebuilt: go on with an environment on the new one
+            env = api.Environment(self.env.cr, self.env.uid, self.env.context)
+            return env["cloud.platform"].install(platform_kind)
         env_name = running_env()
         try:
             location = checks.platform_location(platform_kind, checks.environment_kind(env_name))

@@ -385,6 +385,31 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
 
     # -- songs --------------------------------------------------------------------------
 
+    def test_a_song_installs_the_store_addon_it_needs(self):
+        """As cloud_platform_exoscale / _ovh did by depending on attachment_s3 /
+        attachment_swift: a database with cloud_platform alone."""
+        bare = f"{self.db}_bare"
+        self.addCleanup(
+            subprocess.run,
+            [shutil.which("dropdb"), "--if-exists", "--force", *self._pg_args(), bare],
+            check=False,
+            capture_output=True,
+        )
+        done = self.odoo(
+            "-d", bare, "-i", "cloud_platform", "--without-demo=all", "--stop-after-init",
+            "--http-port=0", env={}, name="create-bare",
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stdout[-3000:])
+        anthem = os.path.join(os.path.dirname(sys.executable), "anthem")
+        command = [anthem, "odoo.addons.cloud_platform.songs::install_exoscale", "--"]
+        command += ["-d", bare, self.addons_arg, *self.connection_args]
+        done = self._run(command, good("integration", self.client), "bare-exoscale")
+        self.assertEqual(done.returncode, 0, done.stdout[-3000:])
+        self.assertIn("installing attachment_s3", done.stdout)
+        status = self.command("status", "-d", bare, "--json", env={}, name="bare-status")
+        settings = json.loads(status.stdout)["settings"]
+        self.assertEqual((settings["location"], settings["installed_kinds"]), ("s3", ["s3"]))
+
     def test_songs_configure_once_and_change_nothing_the_second_time(self):
         integration = good("integration", self.client)
         self.install("install_exoscale", integration, "exoscale-1")
