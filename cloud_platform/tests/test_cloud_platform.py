@@ -144,8 +144,10 @@ class TestChecksInProcess(TransactionCase):
             (changed(prod, AWS_BUCKETNAME="acme-odoo-test"), "s3", ["AWS_BUCKETNAME"]),
             (changed(prod, ODOO_SESSION_REDIS="maybe"), "s3", ["ODOO_SESSION_REDIS"]),
             (changed(prod, RUNNING_ENV=None), "s3", ["RUNNING_ENV"]),
+            (changed(prod, RUNNING_ENV="Production "), "s3", []),  # prod's other name
+            (changed(prod, RUNNING_ENV="staging"), "s3", ["RUNNING_ENV"]),  # not listed
             (
-                changed(prod, RUNNING_ENV="production"),
+                changed(prod, RUNNING_ENV="staging", ODOO_CLOUD_PLATFORM_ENVIRONMENTS="staging"),
                 "s3",
                 ["ODOO_SESSION_REDIS_PREFIX", "AWS_BUCKETNAME"],
             ),
@@ -405,7 +407,6 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
         command += ["-d", bare, self.addons_arg, *self.connection_args]
         done = self._run(command, good("integration", self.client), "bare-exoscale")
         self.assertEqual(done.returncode, 0, done.stdout[-3000:])
-        self.assertIn("installing attachment_s3", done.stdout)
         status = self.command("status", "-d", bare, "--json", env={}, name="bare-status")
         settings = json.loads(status.stdout)["settings"]
         self.assertEqual((settings["location"], settings["installed_kinds"]), ("s3", ["s3"]))
