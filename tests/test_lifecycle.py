@@ -337,6 +337,3 @@ def test_a_dropped_database_goes_after_the_retention_and_never_a_neighbour(store
     assert len([k for k in keys if k.startswith("neighbour/")]) == 3
     assert len([k for k in keys if k.startswith("reborn/")]) == 3
     assert not [k for k in keys if k.startswith(lifecycle.MARKERS)]
-    lifecycle.schedule_drop(neighbour, "neighbour", now=now)
-    lifecycle.cancel_drop(neighbour, "neighbour")  # its registry loads again
-    assert lifecycle.purge_dropped(gone, 0, lambda name: False).databases == []

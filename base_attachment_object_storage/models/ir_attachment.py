@@ -437,11 +437,6 @@ class IrAttachment(models.Model):
         super()._register_hook()
         if not self._object_storage_kind() or self._object_storage_settings().disabled:
             return
-        try:
-            # a database of this name is in use: its namespace is not a dropped one's
-            lifecycle.cancel_drop(self._object_stores(), self.env.cr.dbname)
-        except (StatelessOdooError, UserError) as exc:
-            _logger.warning("the drop marker of this database could not be checked: %s", exc)
         # load_modules calls the hooks at the end of loading with a local
         # update_module, truthy after an install or upgrade: modules loaded before this
         # one may have written files to the local filestore, which this process is

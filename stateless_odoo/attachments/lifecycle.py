@@ -7,7 +7,8 @@ renamed database's namespace goes after the retention.
   other database's collection can never take them away.
 - :func:`schedule_drop` / :func:`purge_dropped`: a dropped database's namespace is
   recorded in the container (a small marker object, since the database is gone) and
-  deleted once the retention has passed, unless a database of that name exists again.
+  deleted once the retention has passed, unless a database of that name exists again
+  (then only the marker goes).
 """
 
 import concurrent.futures
@@ -117,14 +118,6 @@ def schedule_drop(stores, db_name, *, now=None):
     _logger.info(
         "%s dropped: its objects in %s go after the retention", db_name, stores.write_store.name
     )
-
-
-def cancel_drop(stores, db_name):
-    """A database of that name is in use again: its namespace is its own, not to purge."""
-    key = _marker_key(stores, db_name)
-    if stores.write_store.exists(key, newest=True):
-        stores.write_store.delete(key)
-        _logger.info("%s is in use: the purge of its namespace is cancelled", db_name)
 
 
 @dataclass
