@@ -67,6 +67,14 @@ DYNAMIC_READS = {
     # the request id header's WSGI key (HTTP_X_REQUEST_ID by default), named by
     # ODOO_REQUEST_ID_HEADER: a request's header, not a variable
     ("stateless_odoo/observability/observe.py", "environ.get(key)"): frozenset(),
+    # the access rule of an operations endpoint: Access.from_env("ODOO_PROMETHEUS"),
+    # Access.from_env("ODOO_HEALTH")
+    ("stateless_odoo/observability/access.py", "env.secret(f'{prefix}_TOKEN')"): frozenset(
+        {"ODOO_PROMETHEUS_TOKEN", "ODOO_HEALTH_TOKEN"}
+    ),
+    ("stateless_odoo/observability/access.py", "env.str(f'{prefix}_ALLOW')"): frozenset(
+        {"ODOO_PROMETHEUS_ALLOW", "ODOO_HEALTH_ALLOW"}
+    ),
 }
 
 #: subsection of section 3 whose variables OCA server_environment reads (the suite

@@ -30,6 +30,7 @@ from redis.retry import Retry
 
 from stateless_odoo.errors import ConfigError
 from stateless_odoo.observability import events, jsonlog, observe
+from stateless_odoo.observability.access import Access
 from stateless_odoo.observability.health import HealthCheck
 from stateless_odoo.observability.statsd_metrics import StatsdSettings, StatsdSink, name_part
 
@@ -722,3 +723,50 @@ def test_syslog_handler_sends_json_over_a_real_socket():
     line = json.loads(payload.rstrip("\x00"))
     assert line["message"] == "disk /var is full, password=***"
     assert line["severity"] == "ERROR"
+
+
+def test_health_costs_one_run_per_few_seconds_and_never_piles_up_threads(hanging_port):
+    """Anyone who reaches it could make each call open a PostgreSQL connection and leave
+    threads behind past its timeout."""
+    now = [0.0]
+    check = HealthCheck(timeout=0.3, reuse=5, clock=lambda: now[0])
+    calls = []
+    check.add("counted", lambda: calls.append(1))
+    check.add(
+        "hangs",
+        lambda: psycopg2.connect(
+            host="127.0.0.1", port=hanging_port, dbname="x", connect_timeout=30
+        ).close(),
+    )
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(check.latest())) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(calls) == 1 and len(results) == 8  # one run for eight callers at once
+    hanging = [t for t in threading.enumerate() if t.name == "health-hangs"]
+    now[0] = 6.0  # past the reuse: runs again, but the hung check is not started again
+    ok, report = check.latest()
+    assert len(calls) == 2 and not ok
+    assert report["checks"]["hangs"]["status"] == "fail"
+    assert [t for t in threading.enumerate() if t.name == "health-hangs"] == hanging
+
+
+def test_operations_endpoints_are_loopback_only_unless_told():
+    access = Access.from_env("ODOO_HEALTH", {})
+    assert access.allows("127.0.0.1", None)[0] and not access.allows("10.0.0.5", None)[0]
+    token = "t" * 20
+    given = Access.from_env("ODOO_HEALTH", {"ODOO_HEALTH_TOKEN": token})
+    assert given.allows("10.0.0.5", f"Bearer {token}")[0]
+    allowed, why = given.allows("10.0.0.5", "Bearer nope")
+    assert not allowed and "ODOO_HEALTH_TOKEN" in why and token not in why
+    with pytest.raises(ConfigError, match="ODOO_HEALTH_ALLOW"):
+        Access.from_env("ODOO_HEALTH", {"ODOO_HEALTH_ALLOW": "not a network"})
+    with pytest.raises(ConfigError, match="ODOO_HEALTH_TOKEN"):
+        Access.from_env("ODOO_HEALTH", {"ODOO_HEALTH_TOKEN": "short"})
+    answered = []
+    body = given.refusal(
+        {"REMOTE_ADDR": "10.0.0.5"}, lambda status, headers: answered.append(status)
+    )
+    assert answered == ["403 Forbidden"] and b"ODOO_HEALTH_TOKEN" in b"".join(body)

@@ -10,7 +10,10 @@ answers ``200`` with ``{"status": "pass", "checks": {...}}`` when every check pa
                 "object_storage": {"status": "pass", "ms": 8.3}}}
 
 ``ODOO_HEALTH_TIMEOUT`` (seconds, default 3) bounds each check; a check that hangs
-holds a daemon thread, never the request. Errors name the dependency, never a secret.
+holds a daemon thread, never the request, and is not started again while it hangs. One
+run at a time per process, its result reused for :data:`REUSE_SECONDS`. Errors name the
+dependency, never a secret. Who may ask: ``ODOO_HEALTH_TOKEN`` / ``ODOO_HEALTH_ALLOW``
+(:class:`~.access.Access`; loopback only by default).
 """
 
 import json
@@ -25,11 +28,22 @@ DEFAULT_TIMEOUT = 3.0
 HEALTH_KEY = "stateless-odoo-health-check"
 
 
+#: a result answers again for this long: a probe costs at most one run per process
+#: every few seconds, whoever sends it and however often
+REUSE_SECONDS = 5.0
+
+
 class HealthCheck:
-    def __init__(self, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, timeout=DEFAULT_TIMEOUT, *, reuse=REUSE_SECONDS, clock=time.monotonic):
         self.timeout = timeout
+        self.reuse = reuse
+        self._clock = clock
         #: name -> callable raising on failure
         self.checks = {}
+        self._lock = threading.Lock()
+        self._last = None  # (when, ok, report)
+        #: name -> (thread, slot) of a check that did not answer in time
+        self._hung = {}
 
     @classmethod
     def from_env(cls, environ=None):
@@ -39,11 +53,26 @@ class HealthCheck:
     def add(self, name, check):
         self.checks[name] = check
 
+    def latest(self):
+        """:meth:`run`, one at a time per process; a result younger than ``reuse``
+        seconds answers again (callers meanwhile wait for the running one)."""
+        with self._lock:
+            if self._last is not None and self._clock() - self._last[0] < self.reuse:
+                return self._last[1:]
+            ok, report = self.run()
+            self._last = (self._clock(), ok, report)
+            return ok, report
+
     def run(self):
-        """``(ok, report)``: all checks started together, each bounded by the timeout."""
+        """``(ok, report)``: all checks started together, each bounded by the timeout. A
+        check whose earlier thread still hangs is not started again: it fails at once."""
         results = {}
         threads = []
         for name, check in self.checks.items():
+            hung = self._hung.get(name)
+            if hung is not None and hung[0].is_alive():
+                threads.append((name, hung[0], hung[1]))
+                continue
             slot = {"started": time.perf_counter()}
             results[name] = slot
             thread = threading.Thread(
@@ -56,6 +85,7 @@ class HealthCheck:
         for name, thread, slot in threads:
             thread.join(max(0.0, deadline - time.perf_counter()))
             if thread.is_alive():
+                self._hung[name] = (thread, slot)
                 entry = {"status": "fail", "error": f"timed out after {self.timeout:g} s"}
                 ms = (time.perf_counter() - slot["started"]) * 1000
             else:
@@ -75,7 +105,7 @@ class HealthCheck:
 
     def endpoint(self, environ, start_response):
         """WSGI application of the deep health check."""
-        ok, report = self.run()
+        ok, report = self.latest()
         body = json.dumps(report).encode()
         status = "200 OK" if ok else "503 Service Unavailable"
         start_response(

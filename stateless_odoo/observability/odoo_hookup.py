@@ -20,6 +20,7 @@ from ..config import EnvReader
 from ..errors import ConfigError, StatelessOdooError
 from ..storage import CONTAINER_VARIABLE, KINDS, build_store, config_errors
 from . import events, health, jsonlog, observe
+from .access import Access
 
 _logger = logging.getLogger(__name__)
 
@@ -40,8 +41,12 @@ def install_observer(odoo):
         jsonlog.QuietAccessFilter(observer.settings.quiet_paths)
     )
     timeout = health.HealthCheck.from_env().timeout  # a bad value stops the start
+    access = Access.from_env("ODOO_HEALTH")  # as /metrics: loopback unless told
 
     def deep_health(environ, start_response):
+        refused = access.refusal(environ, start_response)
+        if refused is not None:
+            return refused
         # built on the first probe, not at start: every server-wide addon has then
         # installed itself (session_redis may load after this addon), and no store
         # client is made in a process that is never probed

@@ -18,17 +18,16 @@ for button calls the model and method, which must exist in the registry.
 """
 
 import atexit
-import hmac
-import ipaddress
 import logging
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from ..config import EnvReader, Secret
+from ..config import EnvReader
 from ..errors import ConfigError
 from ..process import resident_memory
+from .access import Access
 
 _logger = logging.getLogger(__name__)
 
@@ -43,15 +42,12 @@ SQL_TIME_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 STORE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 CRON_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600)
 
-_LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-
 
 @dataclass(frozen=True)
 class PrometheusSettings:
     enabled: bool
     path: str = "/metrics"
-    token: Secret = None
-    allow: tuple = field(default=_LOOPBACK)
+    access: Access = field(default_factory=lambda: Access("ODOO_PROMETHEUS"))
     directory: str = None
 
     @classmethod
@@ -62,56 +58,13 @@ class PrometheusSettings:
         path = env.str("ODOO_PROMETHEUS_PATH", "/metrics")
         if not path.startswith("/"):
             raise ConfigError("ODOO_PROMETHEUS_PATH", f"{path!r} is not a path (/metrics)")
-        token = env.secret("ODOO_PROMETHEUS_TOKEN")
-        if token and len(token.reveal()) < 16:
-            raise ConfigError("ODOO_PROMETHEUS_TOKEN", "is shorter than 16 characters")
-        allow_text = env.str("ODOO_PROMETHEUS_ALLOW")
-        if allow_text is None:
-            allow = () if token else _LOOPBACK
-        elif allow_text.strip() == "*":
-            allow = ()
-        else:
-            allow = tuple(_network(item.strip()) for item in allow_text.split(",") if item.strip())
+        access = Access.from_env("ODOO_PROMETHEUS", env)
         directory = env.str("ODOO_PROMETHEUS_DIR", aliases=("PROMETHEUS_MULTIPROC_DIR",))
-        return cls(enabled=True, path=path, token=token, allow=allow, directory=directory)
+        return cls(enabled=True, path=path, access=access, directory=directory)
 
     def allows(self, remote_addr, authorization, forwarded_for=None):
-        """Whether a scrape from ``remote_addr`` with this ``Authorization`` header may
-        read the metrics: ``(allowed, why not)``.
-
-        A scrape that came through a proxy (``X-Forwarded-For``, ``forwarded_for``) is
-        judged by the client the proxy saw too (the header's last address, the one the
-        proxy added): nginx on the same host as Odoo connects from loopback, which the
-        default allowlist lets in, whoever its client is. Both addresses must be
-        allowed, so a forged header never widens access."""
-        if self.allow:
-            addresses = [remote_addr]
-            if forwarded_for is not None:
-                addresses.append(forwarded_for.split(",")[-1].strip())
-            for text in addresses:
-                try:
-                    address = ipaddress.ip_address((text or "").split("%")[0])
-                except ValueError:
-                    return False, "unknown client address"
-                if not any(address in network for network in self.allow):
-                    return False, "address not allowed (ODOO_PROMETHEUS_ALLOW)"
-        if self.token:
-            scheme, _, given = (authorization or "").partition(" ")
-            expected = self.token.reveal().encode()
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), expected
-            ):
-                return False, "missing or wrong bearer token (ODOO_PROMETHEUS_TOKEN)"
-        return True, None
-
-
-def _network(text):
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise ConfigError(
-            "ODOO_PROMETHEUS_ALLOW", f"{text!r} is not an address or a network (10.0.0.0/8)"
-        ) from None
+        """See :meth:`.access.Access.allows`."""
+        return self.access.allows(remote_addr, authorization, forwarded_for)
 
 
 def prepare_directory(settings, environ=None):
@@ -361,16 +314,10 @@ class PrometheusMetrics:
 
     def endpoint(self, environ, start_response):
         """WSGI application of ``/metrics`` (served before Odoo: no session, no db)."""
-        allowed, why = self.settings.allows(
-            environ.get("REMOTE_ADDR"),
-            environ.get("HTTP_AUTHORIZATION"),
-            environ.get("HTTP_X_FORWARDED_FOR"),
-        )
+        refused = self.settings.access.refusal(environ, start_response)
+        if refused is not None:
+            return refused
         headers = [("Cache-Control", "no-store")]
-        if not allowed:
-            body = f"forbidden: {why}\n".encode()
-            start_response("403 Forbidden", [*headers, ("Content-Type", "text/plain")])
-            return [body]
         if not self.writable:
             body = b"metrics directory not writable (ODOO_PROMETHEUS_DIR)\n"
             start_response("503 Service Unavailable", [*headers, ("Content-Type", "text/plain")])
