@@ -770,3 +770,15 @@ def test_operations_endpoints_are_loopback_only_unless_told():
         {"REMOTE_ADDR": "10.0.0.5"}, lambda status, headers: answered.append(status)
     )
     assert answered == ["403 Forbidden"] and b"ODOO_HEALTH_TOKEN" in b"".join(body)
+
+
+def test_button_labels_are_capped_per_process():
+    labels = observe.Labels(3)
+    pairs = [("res.partner", f"action_{i}") for i in range(10)]
+    admitted = [labels.admit(pair) for pair in pairs]
+    assert admitted[:3] == pairs[:3]
+    assert set(admitted[3:]) == {("other", "other")}
+    assert labels.admit(pairs[1]) == pairs[1]  # a pair already seen keeps its name
+    assert observe.ObserverSettings.from_env({}).button_labels == 200
+    settings = observe.ObserverSettings.from_env({"ODOO_METRICS_BUTTON_LABELS": "0"})
+    assert observe.Labels(settings.button_labels).admit(pairs[0]) == ("other", "other")

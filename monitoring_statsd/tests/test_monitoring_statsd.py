@@ -106,6 +106,16 @@ class TestStatsdFromOdoo(TransactionCase):
                 "/web/dataset/call_button",
                 {"model": "no.such.model", "method": "x", "args": [[1]], "kwargs": {}},
             )
+            # a call that fails (here on a record that does not exist) is not reported:
+            # any user would otherwise choose series by calling what they may not
+            refused = rpc(
+                session,
+                server.url,
+                "/web/dataset/call_button",
+                {"model": "res.partner", "method": "action_archive", "args": [[987654321]],
+                 "kwargs": {}},
+            )  # fmt: skip
+            self.assertIn("error", refused)
             self.assertEqual(requests.get(f"{server.url}/web/nothing", timeout=30).status_code, 404)
             expected = {
                 "odoo.http.request.acme.prod",
@@ -118,7 +128,7 @@ class TestStatsdFromOdoo(TransactionCase):
             }
             names = self._names_until(expected)
         self.assertLessEqual(expected, names, sorted(names))
-        self.assertFalse([n for n in names if "no_such" in n])
+        self.assertFalse([n for n in names if "no_such" in n or "action_archive" in n])
 
     def test_environment_from_odoos_running_env_option(self):
         """OCA server_environment's running_env option (here in the configuration file)

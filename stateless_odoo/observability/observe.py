@@ -49,6 +49,9 @@ class ObserverSettings:
     request_id_header: str = "X-Request-ID"
     #: access lines of these paths are logged only when they fail (health, metrics)
     quiet_paths: tuple = ("/web/health", "/web/health/deep", "/metrics")
+    #: distinct (model, method) pairs of button calls a process reports; the next ones
+    #: are reported as ("other", "other")
+    button_labels: int = 200
 
     @classmethod
     def from_env(cls, environ=None):
@@ -69,7 +72,11 @@ class ObserverSettings:
                         "ODOO_ACCESS_LOG_QUIET_PATHS",
                         f"{path!r} is not a path (comma-separated, each starting with /)",
                     )
-        return cls(request_id_header=header, quiet_paths=paths)
+        return cls(
+            request_id_header=header,
+            quiet_paths=paths,
+            button_labels=env.int("ODOO_METRICS_BUTTON_LABELS", cls.button_labels, minimum=0),
+        )
 
     @property
     def environ_key(self):
@@ -81,6 +88,7 @@ class RequestInfo:
 
     __slots__ = (
         "button",
+        "call_failed",
         "duration",
         "method",
         "odoo_request",
@@ -110,6 +118,8 @@ class RequestInfo:
         self.route = None
         #: ``(model, method)`` of a button call, when it names a real public method
         self.button = None
+        #: the JSON-RPC call raised (Odoo answers it 200 with an error in the body)
+        self.call_failed = False
         #: the framework's request object while the request runs (for enrichers)
         self.odoo_request = None
 
@@ -288,11 +298,25 @@ def install_odoo(application_cls, request_cls, environ=None):
                 info.route_type = routing.get("type") or "http"
                 info.route = rule.rule
                 info.odoo_request = request
+                if info.route.startswith(BUTTON_ROUTES):
+                    _note_failure(request.dispatcher, info)
 
         _set_request_dispatcher._stateless_observed = True
         request_cls._set_request_dispatcher = _set_request_dispatcher
         observer.add_enricher(route_details)
     return observer
+
+
+def _note_failure(dispatcher, info):
+    """Mark ``info`` when the call's dispatcher handles an error (a refused or failed
+    button call is answered 200 with the error in its body)."""
+    handle_error = dispatcher.handle_error
+
+    def note_and_handle(exc):
+        info.call_failed = True
+        return handle_error(exc)
+
+    dispatcher.handle_error = note_and_handle
 
 
 def route_details(info):
@@ -310,12 +334,39 @@ def route_details(info):
 BUTTON_ROUTES = ("/web/dataset/call_button",)
 
 
+class Labels:
+    """The (model, method) pairs a process reports, at most ``limit``; the next ones
+    are ``("other", "other")``: any logged-in user chooses what a button call names, and
+    each pair is a series of its own (Prometheus files, Graphite files)."""
+
+    OTHER = ("other", "other")
+
+    def __init__(self, limit):
+        self.limit = limit
+        self._seen = set()
+        self._lock = threading.Lock()
+
+    def admit(self, pair):
+        if pair in self._seen:
+            return pair
+        with self._lock:
+            if len(self._seen) < self.limit:
+                self._seen.add(pair)
+                return pair
+        return self.OTHER
+
+
+_button_labels = {}
+
+
 def button_of_request(info):
-    """``(model, method)`` of a button call, only when the model exists in the
-    request's registry and has such a public method: names from the request body must
-    not become unbounded metric names."""
+    """``(model, method)`` of a button call that succeeded, only when the model exists
+    in the request's registry and has such a public method: names from the request body
+    must not become unbounded metric names (see :class:`Labels`)."""
     request = info.odoo_request
     if request is None or info.route is None or not info.route.startswith(BUTTON_ROUTES):
+        return
+    if info.call_failed:
         return
     params = getattr(request, "params", None) or {}
     model, method = params.get("model"), params.get("method")
@@ -325,4 +376,6 @@ def button_of_request(info):
     if method.startswith("_") or model not in registry:
         return
     if callable(getattr(registry[model], method, None)):
-        info.button = (model, method)
+        limit = get_observer().settings.button_labels
+        labels = _button_labels.get(limit) or _button_labels.setdefault(limit, Labels(limit))
+        info.button = labels.admit((model, method))
