@@ -232,32 +232,40 @@ def _schedule_drop(db_name, stores):
             )
 
 
+def _drop(db_name, drop):
+    """``drop()`` the database; when it did and this addon was installed there, its
+    objects are scheduled for deletion after the retention."""
+    settings = AttachmentSettings.from_env()
+    stores = configured_stores(db_name, settings) if _uses_object_storage(db_name) else []
+    dropped = drop()
+    if dropped and not settings.disabled:
+        _schedule_drop(db_name, stores)
+    return dropped
+
+
 def drop_new_database(db_name):
     """Drop a database this module just made (a restore or a duplicate that failed, a
     restore's staging database), whatever the list of databases this process exposes
     (Odoo's ``exp_drop`` only drops those of ``list_dbs``, which is ``db_name`` alone on
-    a server started with ``-d``); objects it may have written go after the retention."""
-    settings = AttachmentSettings.from_env()
-    stores = configured_stores(db_name, settings) if _uses_object_storage(db_name) else []
-    odoo.modules.registry.Registry.delete(db_name)
-    odoo.sql_db.close_db(db_name)
-    with contextlib.closing(odoo.sql_db.db_connect("postgres").cursor()) as cr:
-        cr._cnx.autocommit = True  # DROP DATABASE cannot run in a transaction
-        service_db._drop_conn(cr, db_name)
-        cr.execute(SQL("DROP DATABASE IF EXISTS %s", service_db.database_identifier(cr, db_name)))
-    shutil.rmtree(odoo.tools.config.filestore(db_name), ignore_errors=True)
-    if not settings.disabled:
-        _schedule_drop(db_name, stores)
-    _logger.info("DROP DB: %s", db_name)
+    a server started with ``-d``)."""
+
+    def drop():
+        odoo.modules.registry.Registry.delete(db_name)
+        odoo.sql_db.close_db(db_name)
+        with contextlib.closing(odoo.sql_db.db_connect("postgres").cursor()) as cr:
+            cr._cnx.autocommit = True  # DROP DATABASE cannot run in a transaction
+            service_db._drop_conn(cr, db_name)
+            name = service_db.database_identifier(cr, db_name)
+            cr.execute(SQL("DROP DATABASE IF EXISTS %s", name))
+        shutil.rmtree(odoo.tools.config.filestore(db_name), ignore_errors=True)
+        _logger.info("DROP DB: %s", db_name)
+        return True
+
+    _drop(db_name, drop)
 
 
 def exp_drop(db_name):
-    settings = AttachmentSettings.from_env()
-    stores = configured_stores(db_name, settings) if _uses_object_storage(db_name) else []
-    result = original["exp_drop"](db_name)
-    if result and not settings.disabled:
-        _schedule_drop(db_name, stores)
-    return result
+    return _drop(db_name, lambda: original["exp_drop"](db_name))
 
 
 WRAPPERS = {
@@ -344,7 +352,7 @@ def restore_from(db_name, dump_file, *, neutralize=False):
     if service_db.exp_db_exist(db_name):
         kind = _pending(db_name)
         if not kind:
-            raise backup.BackupError(f"database {db_name!r} exists: restore into a new name")
+            raise backup.TargetExists(f"database {db_name!r} exists: restore into a new name")
         _finish_restore(db_name, kind)
         return "resumed"
     staging = f"{db_name[:50]}-restoring"

@@ -78,7 +78,6 @@ class TestIdenticalUploads(ObjectStorageMixin, TransactionCase):
             )  # fmt: skip
             cookies = login.cookies
             start = threading.Barrier(WRITERS)
-            done = threading.Event()
 
             def writer(i):
                 start.wait(60)
@@ -94,7 +93,6 @@ class TestIdenticalUploads(ObjectStorageMixin, TransactionCase):
                     env["ir.attachment"]._object_storage_collect()
             for thread in threads:
                 thread.join(60)
-            done.set()
         refused = [i for i, answer in answers.items() if "error" in answer]
         self.assertEqual(sorted(refused), list(range(0, WRITERS, 4)), answers)
         with open(log, encoding="utf-8") as lines:

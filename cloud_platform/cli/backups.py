@@ -11,6 +11,7 @@ import tempfile
 from odoo.addons.base_attachment_object_storage import lifecycle
 from odoo.tools import config
 
+from stateless_odoo.attachments.backup import TargetExists
 from stateless_odoo.errors import ConfigError, StatelessOdooError
 from stateless_odoo.platform import backups
 
@@ -73,12 +74,12 @@ def run(action, args, prog):
         if action == "backup":
             return _backup(options, prog)
         return _restore(options, prog)
-    except ConfigError as exc:
+    except (ConfigError, TargetExists) as exc:  # a bad URL or variable, a key or database
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StatelessOdooError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
-        return EXIT_USAGE if "exists" in str(exc) else EXIT_ERROR
+        return EXIT_ERROR
 
 
 def _backup(options, prog):

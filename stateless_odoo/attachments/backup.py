@@ -50,6 +50,10 @@ class BackupError(StatelessOdooError):
     """A backup cannot be made, or a zip cannot be restored; nothing was changed."""
 
 
+class TargetExists(BackupError):
+    """The database a restore would create exists already."""
+
+
 def filestore_name(sha1):
     return f"{FILESTORE}{sha1[:2]}/{sha1}"
 
