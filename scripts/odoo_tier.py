@@ -101,6 +101,10 @@ def find_odoo():
     return None, f"no Odoo 18 found (set ODOO_PYTHON; looked at {', '.join(CANDIDATES)})"
 
 
+#: the start-up hook the core's wheel installs (stateless_odoo.observability.early_json)
+STARTUP_HOOK = "stateless_odoo_json_logging.pth"
+
+
 def core_requirements():
     """The core package's dependencies and the tier's own (anthem, server_environment)."""
     with (ROOT / "pyproject.toml").open("rb") as handle:
@@ -133,6 +137,29 @@ def ensure_core_dependencies(python):
     if missing:
         print(f"odoo tier: installing into {python}: {' '.join(missing)}", flush=True)
         subprocess.run([python, "-m", "pip", "install", "--quiet", *missing], check=True)
+    ensure_startup_hook(python)
+
+
+def ensure_startup_hook(python):
+    """Install the core's wheel into Odoo's interpreter when the start-up hook it puts
+    in site-packages (JSON from the first log line) is missing or not this tree's.
+
+    Its code is shadowed by this checkout on PYTHONPATH; what the tests need from the
+    installed wheel is the ``.pth`` file, installed the way hosting teams install it.
+    """
+    wanted = (ROOT / STARTUP_HOOK).read_text()
+    where = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    installed = Path(where) / STARTUP_HOOK
+    if installed.is_file() and installed.read_text() == wanted:
+        return
+    print(f"odoo tier: installing the core's wheel (its {STARTUP_HOOK}) into {python}", flush=True)
+    subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(ROOT)],
+        check=True,
+    )
 
 
 def odoo_launcher(python, odoo_root):

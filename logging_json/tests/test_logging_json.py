@@ -1,26 +1,25 @@
-"""JSON logs of a real Odoo 18, threaded and prefork, parsed line by line.
+"""JSON logs of a real Odoo 18, threaded, prefork and ``odoo shell``, parsed line by line.
 
-Each test starts its own Odoo server with ``ODOO_LOGGING_JSON=1`` and
-``--load=base,web,logging_json`` on the test database, sends real requests, stops it
-and reads what it wrote.
+Each test starts its own Odoo process with ``ODOO_LOGGING_JSON=1`` (and for servers
+``--load=base,web,logging_json``) on the test database, sends real requests, stops it
+and reads what it wrote: every line, from the process's first (the start-up hook the
+core's wheel installs, ``stateless_odoo.observability.early_json``).
 """
 
+import getpass
 import json
 import os
-import re
 import shutil
+import subprocess
 import tempfile
 
 import odoo
 import requests
 from odoo.tests import TransactionCase, tagged
 
-from stateless_odoo.testing import OdooServer, odoo_command
+from stateless_odoo.testing import OdooServer, odoo_command, odoo_launcher
 
 SECRET = "Pw-never-in-logs-7f3a"
-#: what the websocket process (a new exec) prints before Odoo's logging exists: an
-#: interpreter warning at import (``file:line: SomeWarning: text`` and its source line)
-PRE_LOGGING = re.compile(r"^(\S+:\d+: \w*Warning: |  \S)")
 
 
 @tagged("post_install", "-at_install")
@@ -69,20 +68,21 @@ class TestJsonLogs(TransactionCase):
         )
         return login_page, wrong, token
 
+    def _all_json(self, lines):
+        """Every line one JSON object, from the first; Odoo's banner (logged before the
+        server-wide addons load) among them."""
+        not_json = [line for line in lines if line.strip() and not line.startswith("{")]
+        self.assertFalse(not_json, "lines that are not JSON")
+        records = [json.loads(line) for line in lines if line.strip()]
+        messages = [r["message"] for r in records]
+        self.assertIn("Odoo version 18.0", messages)
+        self.assertTrue(any(m.startswith("addons paths: ") for m in messages))
+        return records
+
     def _check(self, answers, lines):
         login_page, _wrong, _token = answers
         self.assertEqual(login_page.headers.get("X-Request-ID"), "req-login-1")
-        # the lines before server-wide addons load (Odoo's banner) are Odoo's own;
-        # from the first JSON line on, every line is one JSON object
-        first = next(i for i, line in enumerate(lines) if line.startswith("{"))
-        self.assertLessEqual(first, 12, "\n".join(lines[:first]))
-        not_json = [
-            line
-            for line in lines[first:]
-            if line.strip() and not line.startswith("{") and not PRE_LOGGING.match(line)
-        ]
-        self.assertFalse(not_json, "lines that are not JSON")
-        records = [json.loads(line) for line in lines[first:] if line.startswith("{")]
+        records = self._all_json(lines)
         self.assertNotIn(SECRET, "\n".join(lines))
         for record in records:
             for field in ("timestamp", "level", "severity", "logger", "message", "pid"):
@@ -118,6 +118,10 @@ class TestJsonLogs(TransactionCase):
         records = self._check(answers, lines)
         pids = {r["pid"] for r in records if r["logger"] == "werkzeug"}
         self.assertTrue(pids)
+        if getpass.getuser() == "root":  # Odoo's bare write to stderr, as a record
+            root = [r for r in records if r["message"].startswith("Running as user 'root'")]
+            self.assertTrue(root, records[:5])
+            self.assertEqual({r["logger"] for r in root}, {"odoo.cli.server"})
 
     def test_exception_is_structured(self):
         def crash(url):
@@ -155,3 +159,19 @@ class TestJsonLogs(TransactionCase):
         self.assertIn("Traceback", failed[0]["traceback"])
         self.assertEqual((failed[0]["level"], failed[0]["severity"]), ("ERROR", "ERROR"))
         self.assertEqual(failed[0]["exception_type"], "ValueError")
+
+    def test_odoo_shell_logs_json_lines(self):
+        # odoo shell, not a server: its configuration's logging, no server-wide addon
+        env = dict(os.environ, ODOO_LOGGING_JSON="1")
+        env.pop("ODOO_PY_COLORS", None)
+        launcher = odoo_launcher(odoo)
+        options = odoo_command(odoo, "-d", self.env.cr.dbname, "--no-http")[len(launcher) :]
+        done = subprocess.run(
+            [*launcher, "shell", *options],
+            input="print('partners', env['res.partner'].search_count([]))\n",
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        self.assertIn("partners ", done.stdout)
+        records = self._all_json(done.stderr.splitlines())
+        self.assertTrue(any(r["dbname"] == self.env.cr.dbname for r in records), records)

@@ -53,12 +53,6 @@ PHONE_AGENT = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E
 DESKTOP_AGENT = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"
 
 
-#: an Odoo log record in Odoo's own format: "date time pid LEVEL db logger: message"
-ODOO_LOG_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \d+ [A-Z]+ (?P<db>\S+) (?P<logger>[\w.]+): "
-)
-#: what Odoo logs at start, before ``--load`` is loaded (and so before logging_json)
-STARTUP_LOGGERS = {"odoo", "odoo.addons.base.models.ir_actions_report"}
 
 
 class RpcError(Exception):
@@ -593,7 +587,7 @@ class Day:
         request_id = response.headers.get("X-Request-ID")
         self.check(request_id, "no X-Request-ID in the answer")
         time.sleep(0.5)
-        parsed, plain, startup, other, found = 0, [], 0, 0, []
+        parsed, plain, found = 0, [], []
         for process in self.stack.processes:
             for line in process.log_lines():
                 try:
@@ -605,22 +599,16 @@ class Day:
                     if request_id in line:
                         found.append((process.name, record))
                     continue
-                match = ODOO_LOG_LINE.match(line)
-                if match is None:
-                    other += 1  # not a log record: warnings module, Odoo's print to stderr
-                elif match.group("db") == "?" and match.group("logger") in STARTUP_LOGGERS:
-                    startup += 1  # logged before the server-wide addons are loaded
-                else:
+                if line.strip():  # from each process's first line (the start-up hook)
                     plain.append(f"{process.name}: {line[:160]}")
-        self.check(not plain, f"{len(plain)} log record(s) that are not JSON: {plain[:3]}")
+        self.check(not plain, f"{len(plain)} line(s) that are not JSON: {plain[:3]}")
         self.check(found, f"request {request_id} is in no process's log")
         access = [r for _n, r in found if r.get("http_status")]
         record = found[-1][1]
         self.check(record.get("dbname") == self.stack.db, f"dbname: {record}")
         self.check(access, f"no access line for {request_id}: {[r for _n, r in found]}")
         return (
-            f"{parsed} JSON lines; plain: {startup} lines Odoo logs before loading the"
-            f" server-wide addons, {other} stderr lines that are no log records;"
+            f"{parsed} JSON lines, from each process's first, none plain;"
             f" request {request_id} (nginx's"
             f" id) in {found[0][0]}'s log: {len(found)} line(s), access line"
             f" {json.dumps({k: access[0].get(f'http_{k}') for k in ('method', 'path', 'status')})}"
