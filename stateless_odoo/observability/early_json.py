@@ -86,7 +86,10 @@ def patch_netsvc(netsvc):
 def patch_cli_server(server):
     """Make what ``server.check_root_user`` and ``check_postgres_user`` write to stderr
     log records (Odoo's checks and words, a record instead of a bare line)."""
-    for name, level in (("check_root_user", logging.WARNING), ("check_postgres_user", logging.CRITICAL)):
+    for name, level in (
+        ("check_root_user", logging.WARNING),
+        ("check_postgres_user", logging.CRITICAL),
+    ):
         original = getattr(server, name, None)
         if original is None or getattr(original, "_stateless_json", False):
             continue

@@ -53,8 +53,6 @@ PHONE_AGENT = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E
 DESKTOP_AGENT = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0"
 
 
-
-
 class RpcError(Exception):
     def __init__(self, error):
         data = error.get("data") or {}
