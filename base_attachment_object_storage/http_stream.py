@@ -5,9 +5,10 @@ Odoo 18 serves attachments from ``ir.attachment._to_http_stream()`` without goin
 through ``_file_read``. :class:`ObjectStream` is built there, after Odoo's access check,
 and answers in the mode ``ODOO_ATTACHMENT_SERVING`` chooses:
 
-- ``stream``: Odoo streams the object (chunks, never whole in memory), with ETag
-  (the checksum), conditional requests and byte ranges (only the part asked for is read
-  from the store);
+- ``stream``: Odoo's own answer, as from its filestore (``Stream.get_response``: the
+  same status and headers, conditional requests and byte ranges by werkzeug), with the
+  object as its body, streamed by chunks (never whole in memory; of a range, only the
+  part asked for is read from the store);
 - ``redirect``: a 302 to a presigned (S3) or temporary (Swift) URL valid
   ``ODOO_ATTACHMENT_URL_EXPIRATION`` seconds, with the attachment's file name and type;
 - ``x-accel-redirect``: an empty answer whose ``X-Accel-Redirect`` header hands the
@@ -17,16 +18,15 @@ Code that needs the bytes (image resizing) reads ``stream.data``, loaded on firs
 the answer then is Odoo's own.
 """
 
+import io
 import logging
-import time
 from urllib.parse import urlsplit
 
 import werkzeug.exceptions
 import werkzeug.http
-from odoo.http import STATIC_CACHE_LONG, Response, Stream, request
+from odoo.http import Stream, request
 
 from stateless_odoo.errors import ObjectNotFound, StatelessOdooError
-from stateless_odoo.storage import content_disposition
 
 _logger = logging.getLogger(__name__)
 
@@ -89,155 +89,142 @@ class ObjectStream(Stream):
         content_security_policy="default-src 'none'",
         **send_file_kwargs,
     ):
+        odoo_answer = (as_attachment, immutable, content_security_policy)
         if self._data is not None:  # transformed or read: Odoo's own answer
-            return super().get_response(
-                as_attachment, immutable, content_security_policy, **send_file_kwargs
-            )
-        if as_attachment is None:
-            as_attachment = self.as_attachment
-        if immutable is None:
-            immutable = self.immutable
+            return super().get_response(*odoo_answer, **send_file_kwargs)
         try:
             store, key = self._locate()
             mode = self._settings.serving
             if mode == "stream":
-                res = self._streamed(store, key, as_attachment, immutable)
-            else:
-                from .models.ir_attachment import presigned_urls
+                return self._streamed(store, key, odoo_answer, send_file_kwargs)
+            from .models.ir_attachment import presigned_urls
 
-                # the store serves on its own domain without the CSP Odoo and the nginx
-                # location add: the attachment's own type only (never ?mimetype=), and
-                # a type a browser would run (HTML, SVG, XML, JavaScript) as a download
-                mimetype = self._attachment.mimetype
-                url = presigned_urls(self._settings).get(
-                    store,
-                    key,
-                    expires=self._settings.url_expiration,
-                    filename=self.download_name,
-                    content_type=mimetype,
-                    inline=not as_attachment and not is_active_type(mimetype),
-                )
-                if mode == "redirect":
-                    res = self._redirect(url)
-                else:
-                    res = self._x_accel(url, as_attachment)
+            # the store serves on its own domain without the CSP Odoo and the nginx
+            # location add: the attachment's own type only (never ?mimetype=), and a
+            # type a browser would run (HTML, SVG, XML, JavaScript) as a download
+            if as_attachment is None:
+                as_attachment = self.as_attachment
+            mimetype = self._attachment.mimetype
+            url = presigned_urls(self._settings).get(
+                store,
+                key,
+                expires=self._settings.url_expiration,
+                filename=self.download_name,
+                content_type=mimetype,
+                inline=not as_attachment and not is_active_type(mimetype),
+            )
+            if mode == "redirect":
+                return self._redirect(url)
+            return self._x_accel(url, odoo_answer, send_file_kwargs)
         except ObjectNotFound as exc:
             _logger.error("%s: %s", self._attachment._object_storage_describe(), exc)
             raise werkzeug.exceptions.NotFound() from exc
         except StatelessOdooError as exc:
             _logger.error("%s: %s", self._attachment._object_storage_describe(), exc)
-            raise werkzeug.exceptions.ServiceUnavailable() from exc
-        res.headers["X-Content-Type-Options"] = "nosniff"
-        if content_security_policy:
-            res.headers["Content-Security-Policy"] = content_security_policy
-        return res
+            raise self._attachment._object_storage_read_error(exc) from exc
 
-    def _headers(self, as_attachment):
-        name = self.download_name or "file"
-        return {"Content-Disposition": content_disposition(name, inline=not as_attachment)}
+    def _odoo_response(self, odoo_answer, send_file_kwargs):
+        """Odoo's answer for this stream (``Stream.get_response``: headers, cache
+        control, CSP) around an empty body, before its conditional step."""
+        self._data = b""
+        try:
+            return super().get_response(*odoo_answer, **send_file_kwargs, conditional=False)
+        finally:
+            self._data = None
 
-    def _streamed(self, store, key, as_attachment, immutable):
-        httprequest = request.httprequest
-        etag = self.etag if isinstance(self.etag, str) else None
-        if not werkzeug.http.is_resource_modified(
-            httprequest.environ, etag=etag, last_modified=self.last_modified
-        ):
-            res = Response(status=304)
-            if etag:
-                res.set_etag(etag)
-            return res
-        byte_range = self._wanted_range(httprequest, etag)
-        body = self._small_object(store, key)
-        if body is not None:  # from the process's cache, or now in it
-            reader = body[slice(*byte_range)] if byte_range else body
-            size = len(reader)
-        else:
-            reader = store.open(key, byte_range=byte_range)
-            size = reader.info.size
-        res = Response(
-            reader,
-            status=206 if byte_range else 200,
-            mimetype=self.mimetype or "application/octet-stream",
-            headers=self._headers(as_attachment),
-            direct_passthrough=True,
-        )
-        res.content_length = size
-        if byte_range:
-            start, stop = byte_range
-            res.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{self.size}"
-        res.headers["Accept-Ranges"] = "bytes"
-        if etag:
-            res.set_etag(etag)
-        if self.last_modified:
-            res.last_modified = self.last_modified
-        self._cache_headers(res, immutable)
-        return res
-
-    def _cache_headers(self, res, immutable):
-        """As Odoo's ``Stream.get_response``: unique URLs (``immutable``) are cached
-        for a year, others for ``max_age``; public only for public streams."""
-        max_age = STATIC_CACHE_LONG if immutable else self.max_age
-        if max_age is not None and max_age > 0:
-            res.cache_control.max_age = max_age
-            res.expires = int(time.time() + max_age)
-        if self.public and max_age:
-            res.cache_control.public = True
-        else:
-            res.cache_control.private = True
-        if immutable:
-            res.cache_control["immutable"] = None  # None sets the directive
-
-    def _small_object(self, store, key):
-        """The bytes of a small object through the process's cache (None: stream it)."""
+    def _streamed(self, store, key, odoo_answer, send_file_kwargs):
+        """Odoo's answer with the object as its body, then werkzeug's conditional step
+        (304, 206, 416) as Odoo's ``send_file`` takes it. The store is asked for what
+        the answer sends (nothing for a 304, the range of a 206) before any byte is
+        sent: a missing object is a 404. A small object read whole goes to the
+        process's cache."""
         from .models.ir_attachment import object_cache
 
         cache = object_cache(self._settings)
-        url = self._attachment.store_fname
-        data = cache.get(url)
-        if data is None and cache.accepts(self.size):
+        cached = cache.get(self._attachment.store_fname)
+        if cached is not None:
+            self.data = cached
+            return super().get_response(*odoo_answer, **send_file_kwargs)
+        conditional = send_file_kwargs.pop("conditional", self.conditional)
+        res = self._odoo_response(odoo_answer, send_file_kwargs)
+        content = ObjectBody(store, key, self.size)
+        res.response = content
+        res.content_length = self.size
+        if conditional:
+            res = res.make_conditional(
+                request.httprequest.environ, accept_ranges=True, complete_length=self.size
+            )
+        if res.status_code == 206:
+            sent = werkzeug.http.parse_content_range_header(res.headers["Content-Range"])
+            content.open(sent.start, sent.stop)
+        elif res.status_code == 304:
+            pass
+        elif cache.accepts(self.size):
             data = store.get_bytes(key)
-            cache.put(url, data)
-        return data
-
-    def _wanted_range(self, httprequest, etag):
-        """``(start, stop)`` of a single satisfiable Range, None for the whole body
-        (no Range, several ranges, an If-Range that does not match, an unparsable
-        header); 416 for a single range outside the object. Only that part is read
-        from the store."""
-        if not httprequest.headers.get("Range") or not self.size:
-            return None
-        ranges = httprequest.range
-        if ranges is None or ranges.units != "bytes":
-            return None
-        if_range = httprequest.headers.get("If-Range")
-        if if_range and if_range.strip('"') != etag:
-            return None
-        if len(ranges.ranges) != 1:
-            return None
-        start, stop = ranges.ranges[0]
-        if stop is None and start < 0 and -start > self.size:
-            return (0, self.size)  # a suffix longer than the object: all of it (RFC 9110)
-        wanted = ranges.range_for_length(self.size)
-        if wanted is None:
-            raise werkzeug.exceptions.RequestedRangeNotSatisfiable(length=self.size)
-        return wanted
+            cache.put(self._attachment.store_fname, data)
+            res.response = [data]
+        else:
+            content.open(0, self.size)
+        return res
 
     def _redirect(self, url):
         res = request.redirect(url, code=302, local=False)
         res.headers["Cache-Control"] = "no-store"
         return res
 
-    def _x_accel(self, url, as_attachment):
+    def _x_accel(self, url, odoo_answer, send_file_kwargs):
+        """Odoo's headers (name, type, CSP), an empty body and the presigned URL in
+        ``X-Accel-Redirect`` for nginx to fetch; nginx passes the client's Range on."""
         parts = urlsplit(url)
         target = f"{self._settings.x_accel_prefix}{parts.scheme}/{parts.netloc}{parts.path}"
         if parts.query:
             target += f"?{parts.query}"
-        res = Response(
-            status=200,
-            mimetype=self.mimetype or "application/octet-stream",
-            headers=self._headers(as_attachment),
-        )
+        res = self._odoo_response(odoo_answer, send_file_kwargs)
         res.headers["X-Accel-Redirect"] = target
         res.headers["Content-Length"] = "0"
         res.headers["Cache-Control"] = "private, no-store"
         return res
+
+
+class ObjectBody:
+    """The body of a streamed object, by the store's chunks.
+
+    werkzeug's range handling seeks its body to the start of the range, then reads the
+    range's length: this body is opened on exactly that part (:meth:`open`, before the
+    answer is sent), so the seek is to where it stands already.
+    """
+
+    def __init__(self, store, key, size):
+        self._store = store
+        self._key = key
+        self._size = size
+        self._reader = None
+        self._chunks = iter(())
+        self._start = 0
+
+    def open(self, start, stop):
+        whole = (start, stop) == (0, self._size) or start >= stop
+        self._reader = self._store.open(self._key, byte_range=None if whole else (start, stop))
+        self._chunks = iter(self._reader)
+        self._start = start
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._chunks)
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        if (offset, whence) != (self._start, io.SEEK_SET):
+            raise io.UnsupportedOperation(f"opened at {self._start}, not at {offset}")
+        return offset
+
+    def tell(self):
+        return self._start
+
+    def close(self):
+        if self._reader is not None:
+            self._reader.close()

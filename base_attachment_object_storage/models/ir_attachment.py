@@ -24,6 +24,8 @@ from stateless_odoo.attachments.stores import OBJECT_FNAME_SQL, AttachmentStores
 from stateless_odoo.errors import ConfigError, ObjectNotFound, StatelessOdooError
 from stateless_odoo.storage import KINDS, parse_object_url
 
+from ..exceptions import ObjectStoreUnavailable
+
 _logger = logging.getLogger(__name__)
 
 #: the daily collection: at most GC_CHUNKS transactions of GC_CHUNK objects, each
@@ -204,9 +206,19 @@ class IrAttachment(models.Model):
         return _("attachment content")
 
     def _object_storage_read_error(self, exc):
-        return UserError(
+        """A missing object: the user's error, and final. Anything else the store (or
+        its configuration) does: not the user's, and maybe not for long."""
+        if isinstance(exc, ObjectNotFound):
+            return UserError(
+                _(
+                    "The content of %(what)s is missing from the object store: %(error)s",
+                    what=self._object_storage_describe(),
+                    error=exc,
+                )
+            )
+        return ObjectStoreUnavailable(
             _(
-                "The content of %(what)s cannot be read from the object store: %(error)s",
+                "The content of %(what)s cannot be read from the object store now: %(error)s",
                 what=self._object_storage_describe(),
                 error=exc,
             )

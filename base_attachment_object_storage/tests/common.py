@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import socket
 import uuid
 
 import odoo
@@ -12,6 +13,13 @@ from stateless_odoo.storage import build_store
 from stateless_odoo.testing import RealServicesMixin
 
 from ..models import ir_attachment
+
+
+def closed_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class ObjectStorageMixin(RealServicesMixin):
@@ -55,6 +63,15 @@ class ObjectStorageMixin(RealServicesMixin):
                     os.environ[name] = value
             ir_attachment._stores.clear()
             ir_attachment._caches.clear()
+
+    def s3_down(self):
+        """The S3 store unreachable (a closed port, one attempt), no process cache."""
+        return self.environ(
+            AWS_HOST=f"http://127.0.0.1:{closed_port()}",
+            AWS_MAX_ATTEMPTS="1",
+            AWS_CONNECT_TIMEOUT="1",
+            ODOO_ATTACHMENT_CACHE_SIZE="0",
+        )
 
     @contextlib.contextmanager
     def committed_env(self):

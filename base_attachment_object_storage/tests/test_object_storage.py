@@ -20,13 +20,7 @@ from stateless_odoo.attachments import collection
 from stateless_odoo.attachments.stores import is_object_url
 from stateless_odoo.errors import StatelessOdooError
 
-from .common import ObjectStorageMixin
-
-
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from .common import ObjectStorageMixin, closed_port
 
 
 @tagged("post_install", "-at_install")
