@@ -1,0 +1,12 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+{
+    "name": "Base Attachment Object Storage - Mail",
+    "summary": "The mail queue keeps a mail whose attachment the store cannot give now",
+    "version": "18.0.0.1.0",
+    "author": "stateless-odoo contributors",
+    "license": "AGPL-3",
+    "category": "Technical",
+    "depends": ["base_attachment_object_storage", "mail"],
+    "auto_install": True,
+    "installable": True,
+}
