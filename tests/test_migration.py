@@ -585,3 +585,118 @@ def test_a_transaction_writing_twenty_thousand_objects_holds_a_bounded_number_of
         assert collect(fs.dsn, stores).busy == 10
     finally:
         writer.close()
+
+
+# -- a slow store holds back no writer ---------------------------------------------------
+
+
+@pytest.fixture
+def held_deletes(monkeypatch):
+    """The real store's deletes, each held until the test lets it go: the store is
+    slow on demand (a real server cannot be made slow for one call). ``reached`` is set
+    when a collection is inside the store call."""
+    from stateless_odoo.storage.swift import SwiftStore
+
+    reached, go = threading.Event(), threading.Event()
+    original = SwiftStore.delete_many
+
+    def delete_many(self, keys):
+        reached.set()
+        assert go.wait(30)
+        return original(self, keys)
+
+    monkeypatch.setattr(SwiftStore, "delete_many", delete_many)
+    return reached, go
+
+
+def _collect_in_thread(dsn, stores):
+    results = []
+    thread = threading.Thread(target=lambda: results.append(collect(dsn, stores)))
+    thread.start()
+    return thread, results
+
+
+def test_writers_are_not_held_back_while_the_store_deletes(gc_env, held_deletes):
+    """The collection held the SHARE lock on ir_attachment while it called the store:
+    every insert, update and delete of attachments waited behind a slow store."""
+    stores, fs, put, exists = gc_env
+    reached, go = held_deletes
+    urls = [put(b"unlinked %d" % i) for i in range(20)]
+    with PgCursor(fs.dsn) as cr:
+        collection.mark(cr, urls)
+    thread, results = _collect_in_thread(fs.dsn, stores)
+    try:
+        assert reached.wait(30)
+        # the store call under way: a user's upload of other content, and a writer
+        # of an object in one of the collection's lock slots, go through at once
+        other = stores.place(sha1(b"another user's file")).store_fname
+        with PgCursor(fs.dsn) as cr:
+            cr.execute("SET lock_timeout = '1s'")
+            collection.lock_objects(cr, [other, *(u + "x" for u in urls)])
+            collection.record_writes(cr, [other], fresh=False)
+            cr.execute(
+                "INSERT INTO ir_attachment (store_fname, checksum) VALUES (%s, %s)",
+                (other, sha1(b"another user's file")),
+            )
+            cr.execute("DELETE FROM ir_attachment WHERE store_fname = %s", (other,))
+    finally:
+        go.set()
+        thread.join(30)
+    assert results[0].deleted == 20
+    assert not any(exists(u) for u in urls)
+
+
+def test_a_writer_of_an_object_being_deleted_waits_then_uploads_it(gc_env, held_deletes):
+    stores, fs, put, exists = gc_env
+    reached, go = held_deletes
+    data = b"deleted, then uploaded again"
+    url = put(data)
+    with PgCursor(fs.dsn) as cr:
+        collection.mark(cr, [url])
+    thread, results = _collect_in_thread(fs.dsn, stores)
+    writer = PgCursor(fs.dsn)
+    try:
+        assert reached.wait(30)
+        collection.lock_objects(writer, [url])  # the writer's lock: not held back
+        side = PgCursor(fs.dsn)
+        recorded = threading.Thread(
+            target=lambda: (collection.record_writes(side, [url]), side.commit())
+        )
+        recorded.start()
+        time.sleep(0.5)
+        assert recorded.is_alive()  # its record waits for the deletion's commit
+        go.set()
+        thread.join(30)
+        recorded.join(30)
+        side.close()
+        # as _file_write: the object is gone, so it is uploaded again, and kept
+        assert not exists(url)
+        store, key = stores.locate(url)
+        store.put(key, data)
+        writer.execute(
+            "INSERT INTO ir_attachment (store_fname, checksum) VALUES (%s, %s)", (url, sha1(data))
+        )
+        writer.commit()
+    finally:
+        go.set()
+        writer.close()
+    assert results[0].deleted == 1
+    result = collect(fs.dsn, stores)
+    assert (result.deleted, result.kept) == (0, 1)
+    assert exists(url)
+
+
+def test_a_writer_that_recorded_after_the_decision_keeps_the_object(gc_env):
+    stores, fs, put, exists = gc_env
+    url = put(b"decided, then reused")
+    with PgCursor(fs.dsn) as cr:
+        collection.mark(cr, [url])
+    with PgCursor(fs.dsn) as cr:
+        result, chosen = collection.decide(cr, stores)
+    assert chosen == [url]
+    with PgCursor(fs.dsn) as cr:  # a writer decides to reuse it, in between
+        collection.record_writes(cr, [url])
+    with PgCursor(fs.dsn) as cr:
+        collection.delete(cr, stores, chosen, result)
+    assert (result.deleted, result.busy) == (0, 1)
+    assert exists(url)

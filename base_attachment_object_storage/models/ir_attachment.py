@@ -11,6 +11,7 @@ import re
 import threading
 
 import psycopg2
+import psycopg2.errors
 from odoo import _, api, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import config
@@ -33,6 +34,8 @@ _logger = logging.getLogger(__name__)
 GC_CHUNK = 1000
 GC_CHUNKS = 100
 GC_LOCK_ATTEMPTS = 25
+#: seconds a writer waits for a collection that is deleting the object it writes
+RECORD_LOCK_TIMEOUT = 10
 
 #: a filestore path as Odoo writes it: ``ab/<sha1>``
 _LOCAL_FNAME = re.compile(r"[0-9a-f]{2}/([0-9a-f]{40})")
@@ -191,11 +194,21 @@ class IrAttachment(models.Model):
             registry = self.env.registry
             with registry.cursor() as side_cr:
                 collection.record_writes(
-                    side_cr, [url], lock_timeout=2, fresh=not registry.in_test_mode()
+                    side_cr, [url], lock_timeout=RECORD_LOCK_TIMEOUT,
+                    fresh=not registry.in_test_mode(),
+                )  # fmt: skip
+        except psycopg2.errors.LockNotAvailable as exc:
+            # a collection is deleting this very object and the store has not answered
+            # yet: neither reusing it nor uploading it again is safe before it commits
+            _logger.warning("%s: a garbage collection deleting it holds it: %s", url, exc)
+            raise ObjectStoreUnavailable(
+                _(
+                    "The object store is deleting this content right now (%(url)s);"
+                    " try again in a moment.",
+                    url=url,
                 )
+            ) from exc
         except psycopg2.Error as exc:
-            # a collection holding the candidate (the object is named by a row) did not
-            # commit within the timeout
             _logger.info("%s not recorded as a candidate: %s", url, exc)
 
     # -- read ---------------------------------------------------------------------------

@@ -6,13 +6,20 @@ transaction only records the object as a *candidate* (:func:`mark`), and
 ``ir_attachment`` row references them any more. The protection is the one Odoo core uses
 for its filestore, plus a lock per object:
 
-- :func:`collect` locks ``ir_attachment`` in SHARE mode, which waits for every
-  transaction that has inserted, updated or deleted attachment rows: their rows are
-  committed (and seen) before anything is decided;
+- :func:`collect` decides in a short transaction that locks ``ir_attachment`` in SHARE
+  mode, which waits for every transaction that has inserted, updated or deleted
+  attachment rows: their rows are committed (and seen) before anything is decided;
 - a writer takes a shared per-object advisory lock (:func:`lock_objects`) before it
   decides to upload or to reuse an object, and keeps it until it commits: collect skips
-  an object so locked. A writer that reuses an existing object is therefore never robbed
-  between its check and its commit.
+  an object so locked. Then the writer records the object (:func:`record_writes`), which
+  clears its ``unnamed_at``;
+- collect calls the store in a second transaction, which holds no lock on
+  ``ir_attachment`` nor any advisory lock, only the candidates' rows of the objects it
+  deletes (``FOR UPDATE``), taken again only while they are still unnamed and due: a
+  writer that recorded one since the decision keeps it, and one that records it now
+  waits for the deletion to be committed, then finds the object gone and uploads it.
+  A writer that reuses an existing object is therefore never robbed between its check
+  and its commit, and a slow store holds back no other writer.
 
 Objects written by a transaction that then rolls back, or by a process killed before its
 commit, are candidates too: writers record them first, in a transaction committed at
@@ -194,7 +201,7 @@ def share_lock(cr, *, attempts=1, pause=0.2):
 
 
 def collect(cr, stores, *, only=None, limit=1000, attempts=1, retention=0.0):
-    """Delete the candidates that no attachment references; commit is the caller's.
+    """Delete the candidates that no attachment references; commits, twice.
 
     ``cr`` must be a cursor whose transaction has not started (the isolation level is set
     here). ``stores`` is an :class:`~.stores.AttachmentStores`; when
@@ -208,13 +215,44 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1, retention=0.0):
     naming it at least that long ago, so that a backup, a point-in-time recovery or a
     copy of the database taken meanwhile still finds it; a collection that sees it
     unnamed for the first time records when (``unnamed_at``). 0: at once.
+
+    The decision (:func:`decide`) is one short transaction; the store is called in
+    another (:func:`delete`), as the module's documentation explains.
     """
+    result, chosen = decide(
+        cr, stores, only=only, limit=limit, attempts=attempts, retention=retention
+    )
+    cr.commit()
+    if chosen:
+        delete(cr, stores, chosen, result, retention=retention)
+        cr.commit()
+    if result.deleted or result.foreign:
+        _logger.info(
+            "attachment objects: %d deleted, %d kept (referenced), %d busy, %d foreign"
+            " (left untouched), %d within the retention",
+            result.deleted,
+            result.kept,
+            result.busy,
+            result.foreign,
+            result.waiting,
+        )
+    return result
+
+
+_DUE_SQL = "g.unnamed_at <= now() at time zone 'UTC' - make_interval(secs => %s)"
+
+
+def decide(cr, stores, *, only=None, limit=1000, attempts=1, retention=0.0):
+    """The first transaction of :func:`collect` (the caller commits): under the SHARE
+    lock, drop the candidates named again, start the retention of the others, and
+    choose up to ``limit`` due ones that no writer holds. Returns the
+    :class:`CollectResult` so far and the chosen URLs."""
     result = CollectResult()
     cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
     if not share_lock(cr, attempts=attempts):
         # writers hold ir_attachment: the candidates wait for the next collection
         result.lock_timeout = True
-        return result
+        return result, []
     # candidates referenced again (through either API) are dropped at once
     only_sql, params = ("AND g.store_fname = ANY(%s)", [list(only)]) if only else ("", [])
     cr.execute(
@@ -231,30 +269,48 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1, retention=0.0):
         params,
     )
     if stores is None or stores.disabled:
-        return result
-    # only the objects of this kind of store: the others wait for their own
-    due = "g.unnamed_at <= now() at time zone 'UTC' - make_interval(secs => %s)"
+        return result, []
+    # only the objects of this kind of store: the others wait for their own; the
+    # advisory lock (released at this transaction's end) only tells whether a writer
+    # is between its decision and its commit
     kind_sql = f"g.store_fname LIKE %s {only_sql}"
     cr.execute(
         f"""SELECT g.store_fname, pg_try_advisory_xact_lock(%s, {_slot_sql(_SAME_OBJECT_SQL)})
-            FROM {TABLE} g WHERE {due} AND {kind_sql}
+            FROM {TABLE} g WHERE {_DUE_SQL} AND {kind_sql}
             ORDER BY g.unnamed_at, g.store_fname LIMIT %s""",
         [OBJECT_LOCK_NAMESPACE, retention, f"{stores.kind}://%", *params, limit],
     )
     rows = cr.fetchall()
     if retention:
         cr.execute(
-            f"SELECT count(*) FROM {TABLE} g WHERE NOT {due} AND {kind_sql}",
+            f"SELECT count(*) FROM {TABLE} g WHERE NOT {_DUE_SQL} AND {kind_sql}",
             [retention, f"{stores.kind}://%", *params],
         )
         result.waiting = cr.fetchone()[0]
     free = [fname for fname, locked in rows if locked]
     result.busy = len(rows) - len(free)
-    if not free:
-        return result
+    return result, free
+
+
+def delete(cr, stores, chosen, result, *, retention=0.0):
+    """The second transaction of :func:`collect` (the caller commits): lock the rows of
+    the ``chosen`` candidates that are still unnamed and due (a writer that recorded
+    one since clears its ``unnamed_at``) and that no row names, delete their objects,
+    then the rows. Counts into ``result``."""
+    cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    cr.execute(
+        f"""SELECT g.store_fname FROM {TABLE} g
+            WHERE g.store_fname = ANY(%s) AND {_DUE_SQL}
+              AND NOT EXISTS (SELECT 1 FROM ir_attachment a
+                              WHERE a.store_fname IN ({_ALIASES_SQL}))
+            ORDER BY g.store_fname FOR UPDATE OF g SKIP LOCKED""",
+        (list(chosen), retention),
+    )
+    confirmed = [fname for (fname,) in cr.fetchall()]
+    result.busy += len(chosen) - len(confirmed)
     by_store = {}
     forget = []
-    for fname in free:
+    for fname in confirmed:
         if not stores.owns(fname):
             result.foreign += 1
             forget.append(fname)
@@ -266,14 +322,4 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1, retention=0.0):
         forget.extend(fname for fname, _key in items)
         result.deleted += len(items)
     cr.execute(f"DELETE FROM {TABLE} WHERE store_fname = ANY(%s)", (forget,))
-    if result.deleted or result.foreign:
-        _logger.info(
-            "attachment objects: %d deleted, %d kept (referenced), %d busy, %d foreign"
-            " (left untouched), %d within the retention",
-            result.deleted,
-            result.kept,
-            result.busy,
-            result.foreign,
-            result.waiting,
-        )
     return result
