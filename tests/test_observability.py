@@ -159,8 +159,10 @@ def test_no_generated_secret_survives_in_any_form(key, secret, form):
     line = "before " + form.format(key=key, secret=secret) + " after"
     redacted = jsonlog.redact(line)
     assert value not in redacted, (line, redacted)
-    record = make_record(line)
-    assert value not in jsonlog.JsonFormatter().format(record)
+    formatter = jsonlog.JsonFormatter()
+    # the line's own fields ("request_id", "timestamp"...) may hold the generated text
+    assume(value not in formatter.format(make_record("before after")))
+    assert value not in formatter.format(make_record(line))
 
 
 @pytest.mark.parametrize(
