@@ -27,14 +27,12 @@ Nothing here may stop a process: a bad value is left to ``logging_json``'s
 is one line on stderr, after which Odoo logs as usual until ``post_load``.
 """
 
-import contextlib
-import importlib.abc
-import importlib.util
-import io
 import itertools
-import logging
 import os
 import sys
+
+# no more imports at the top: every Python of the environment imports this module when
+# the variable is set; logging and the formatter are imported when Odoo is
 
 #: the handler that writes JSON to stderr before Odoo's logging exists
 _early = {}
@@ -86,6 +84,8 @@ def patch_netsvc(netsvc):
 def patch_cli_server(server):
     """Make what ``server.check_root_user`` and ``check_postgres_user`` write to stderr
     log records (Odoo's checks and words, a record instead of a bare line)."""
+    import logging
+
     for name, level in (
         ("check_root_user", logging.WARNING),
         ("check_postgres_user", logging.CRITICAL),
@@ -97,6 +97,10 @@ def patch_cli_server(server):
 
 
 def _stderr_as_records(function, logger, level):
+    import contextlib
+    import io
+    import logging
+
     def logged(*args, **kwargs):
         written = io.StringIO()
         try:
@@ -116,9 +120,10 @@ def _stderr_as_records(function, logger, level):
 PATCHES = {"odoo.netsvc": patch_netsvc, "odoo.cli.server": patch_cli_server}
 
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs ``patches[name](module)`` right after ``name`` is first executed: the
-    module is found by the finders that would have found it."""
+class _AfterImport:
+    """A finder of ``sys.meta_path`` (``importlib.abc.MetaPathFinder``'s protocol) that
+    runs ``patches[name](module)`` right after ``name`` is first executed: the module is
+    found by the finders that would have found it."""
 
     def __init__(self, patches):
         self.patches = dict(patches)
@@ -167,6 +172,8 @@ def is_odoo_program(argv=None, orig_argv=None):
 
 
 def _start_early_handler():
+    import logging
+
     from .jsonlog import JsonFormatter
 
     handler = logging.StreamHandler(sys.stderr)
@@ -179,6 +186,8 @@ def _start_early_handler():
 def _stop_early_handler():
     handler = _early.pop("handler", None)
     if handler is not None:
+        import logging
+
         logging.getLogger().removeHandler(handler)
 
 
@@ -186,9 +195,11 @@ def arm(environ=None, argv=None):
     """Put the hook in place when ``ODOO_LOGGING_JSON`` is on; returns whether it is.
     Modules already imported are patched at once. Never raises."""
     try:
-        from .jsonlog import is_enabled
+        # not jsonlog's is_enabled: any Python of the environment starts here, and only
+        # Odoo needs the formatter (imported when odoo.netsvc is)
+        from ..config import EnvReader
 
-        if not is_enabled(environ):
+        if not EnvReader(environ).bool("ODOO_LOGGING_JSON", False):
             return False
         if any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
             return True
