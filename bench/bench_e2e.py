@@ -1,38 +1,53 @@
-"""A mixed workload through nginx: the suite's stateless setup against plain Odoo.
+"""A mixed workload through nginx: the suite's stateless setup against plain Odoo, one
+difference at a time.
 
-Two platforms of ``tests/e2e/stack.py`` run side by side on this machine, each with two
-prefork Odoo 18 processes (``--workers 2``) behind its own nginx, on the same PostgreSQL
-primary and replica:
+Platforms of ``tests/e2e/stack.py`` run side by side on this machine, each with prefork
+Odoo 18 processes (``--workers 2``) behind its own nginx, all on the same PostgreSQL
+primary and read replica (``--db_replica_host``: the same topology on every side).
+Each row is one Odoo process alone behind its nginx, and differs from the row above in
+one thing:
 
-- stateless: the suite in ``--load``, sessions in Redis, attachments in the Swift
-  server's S3 API (downloads by X-Accel-Redirect: nginx streams the object), JSON logs,
-  statsd and Prometheus on, as the scenario runs it;
-- local: plain Odoo (``--load=base,web``) on a database of its own, attachments in each
-  process's local filestore, sessions in its files. Its two processes cannot share
-  state (a session or a file made by one is unknown to the other): each is measured
-  alone, behind nginx, with its own sessions and attachments.
+1. local: plain Odoo (``base,web`` installed, ``--load=base,web``), attachments in its
+   local filestore, sessions in its files;
+2. the same again (an A/A row: the method's noise);
+3. local + the suite's addons installed (``cloud_platform``, ``attachment_s3``;
+   location still ``file``), plain ``--load``: what the installed models cost;
+4. stateless database (location ``s3``, downloads by X-Accel-Redirect: nginx streams
+   the object), plain ``--load=base,web``, file sessions;
+5. + Redis sessions (``session_redis`` in ``--load``);
+6. + JSON logs, statsd, Prometheus: the suite as the scenario runs it.
 
 C client threads log in, then loop for S seconds over a mix: 40 % JSON-RPC
 (``search_read`` of 40 partners), 10 % web client page (``/odoo``), 25 % download of a
 512 KiB PDF (``/web/content``), 25 % small image (``/web/image``). Rounds alternate the
 order of the runs; the table shows each run's requests/s, p50 and p95 (the median over
-rounds) and the ratios. Runs as root (the replica), with an Odoo 18 found as the tier
-finds it.
+rounds), the p95 of each kind, and the CPU milliseconds per request of the Odoo process
+(its workers included), of nginx, and, apart, of the store (Swift, memcached), Redis and
+PostgreSQL (both clusters). ``--per-kind`` adds one run per kind for rows 1 and 6 (the
+worker's CPU per download, per page...). ``--both`` adds the two stateless processes
+sharing state against the two local ones. Runs as root (the replica), with an Odoo 18
+found as the tier finds it.
 
     ./dev bench e2e [--seconds 15] [--clients 8] [--rounds 2] [--mix rpc=40,page=10,...]
+                    [--per-kind] [--both]
 """
 
 import argparse
 import base64
+import collections
+import os
 import random
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import common  # noqa: F401 - puts this checkout first on the import path: its tests/
+import common  # puts this checkout first on the import path: its tests/
 
 from tests.e2e.scenario import User, png
 from tests.e2e.stack import ADMIN, Stack, Unavailable
@@ -70,6 +85,9 @@ class Target:
                 process.restart()
         self.stack.route(self.indices)
 
+    def processes(self):
+        return [self.stack.processes[i] for i in self.indices or range(len(self.stack.processes))]
+
 
 def make_attachments(stack, url):
     """A PDF and an image attached to a partner, created through ``url``."""
@@ -85,45 +103,57 @@ def make_attachments(stack, url):
     return ids
 
 
-#: --decompose: the stateless process alone without parts of the suite
-VARIANTS = (
-    ("stateless, odoo1 alone, no logs/metrics",
-     {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0"}),
-    ("stateless, odoo1 alone, no logs/metrics, file sessions",
-     {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0",
-      # (integration requires Redis sessions: the startup checks are bypassed)
-      "ODOO_SESSION_REDIS": "0", "ODOO_CLOUD_PLATFORM_UNSAFE": "1"}),
-    ("stateless db, odoo1 alone, --load=base,web",
-     {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0",
-      "ODOO_SESSION_REDIS": "0", "ODOO_CLOUD_PLATFORM_UNSAFE": "1", "--load": "base,web"}),
+#: the suite's parts, switched off from the right (rows 4 and 5; row 6 is all of it)
+NO_OBSERVABILITY = {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0"}
+LADDER = (
+    # (integration requires Redis sessions: the startup checks are bypassed)
+    ("stateless db, --load=base,web, file sessions",
+     {**NO_OBSERVABILITY, "ODOO_SESSION_REDIS": "0", "ODOO_CLOUD_PLATFORM_UNSAFE": "1",
+      "--load": "base,web"}),
+    ("+ Redis sessions", NO_OBSERVABILITY),
+    ("+ JSON logs, statsd, Prometheus: the suite", {}),
 )  # fmt: skip
+LOCAL = "local: plain Odoo, filestore, file sessions"
+SUITE = LADDER[-1][0]
 
 
-def prepare(stateless, local, decompose=False):
-    for stack in (stateless, local):
+def seed(stack, url):
+    user = User(url, "bench")
+    user.login(stack.db, *ADMIN)
+    user.call(
+        "res.partner", "create",
+        [{"name": f"Bench partner {n}", "email": f"p{n}@example.com"} for n in range(60)],
+    )  # fmt: skip
+
+
+def prepare(stateless, local, modules, both=False):
+    for stack in (stateless, local, modules):
         for process in stack.processes:
             process.base_env = dict(process.env)
             process.base_command = list(process.command)
-    # (the local platform's processes do not share sessions: one process's own port)
-    for stack, url in ((stateless, stateless.url), (local, local.processes[0].url)):
-        user = User(url, "bench")
-        user.login(stack.db, *ADMIN)
-        user.call(
-            "res.partner", "create",
-            [{"name": f"Bench partner {n}", "email": f"p{n}@example.com"} for n in range(60)],
-        )  # fmt: skip
-    targets = [Target("stateless (suite), both processes", stateless, None,
-                      make_attachments(stateless, stateless.url))]  # fmt: skip
-    targets.append(Target("stateless (suite), odoo1 alone", stateless, [0],
-                          targets[0].attachments))  # fmt: skip
-    if decompose:
-        for label, overrides in VARIANTS:
-            targets.append(Target(label, stateless, [0], targets[0].attachments, overrides))
-    for index, process in enumerate(local.processes):
-        # local filestore: the files are on the disk of the process that wrote them
+    # (the local platforms' processes do not share sessions: one process's own port)
+    for stack, url in (
+        (stateless, stateless.url),
+        (local, local.processes[0].url),
+        (modules, modules.processes[0].url),
+    ):
+        seed(stack, url)
+    # local filestore: the files are on the disk of the process that wrote them
+    local_files = make_attachments(local, local.processes[0].url)
+    targets = [
+        Target(LOCAL, local, [0], local_files),
+        Target(f"{LOCAL} (again: A/A)", local, [0], local_files),
+        Target("local + the suite's addons installed (location file)", modules, [0],
+               make_attachments(modules, modules.processes[0].url)),
+    ]  # fmt: skip
+    stored = make_attachments(stateless, stateless.url)
+    for label, overrides in LADDER:
+        targets.append(Target(label, stateless, [0], stored, overrides))
+    if both:
+        targets.append(Target("the suite, both processes", stateless, None, stored))
         targets.append(
-            Target(f"local filestore + file sessions, {process.name} alone", local, [index],
-                   make_attachments(local, process.url))
+            Target(f"{LOCAL}, odoo2 alone", local, [1],
+                   make_attachments(local, local.processes[1].url))
         )  # fmt: skip
     return targets
 
@@ -165,7 +195,54 @@ def client(target, deadline, warmup_end, samples, seed, mix):
             samples.append((kind, time.monotonic() - started, ok))
 
 
-def run(target, seconds, clients, mix, warmup=3.0):
+#: the servers apart from the Odoo process, by what /proc says of them
+GROUPS = ("odoo", "nginx", "store", "redis", "postgres")
+
+
+def _group_of(comm, args, nginx_prefix):
+    if comm == "nginx" and nginx_prefix in args:  # the master; its workers follow it
+        return "nginx"
+    if comm.startswith("swift-") or comm == "memcached":
+        return "store"
+    if comm == "redis-server" and ":6379" not in args:  # not the machine's own Redis
+        return "redis"
+    if comm == "postgres":
+        return "postgres"
+    return None
+
+
+def cpu_seconds(target):
+    """CPU seconds used so far by each of :data:`GROUPS` serving ``target`` (reaped
+    children included: PostgreSQL's backends, Odoo's recycled workers)."""
+    totals = dict.fromkeys(GROUPS, 0.0)
+    totals["odoo"] = sum(common.tree_cpu(p.pid) for p in target.processes() if p.pid)
+    prefix = str(target.stack.nginx_prefix)
+    table = {}  # pid: (parent, comm, args, ticks)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                head, _, rest = handle.read().rpartition(b")")
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                args = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = rest.split()
+        comm = head.partition(b"(")[2].decode(errors="replace")
+        table[int(entry)] = (int(fields[1]), comm, args, sum(int(v) for v in fields[11:15]))
+    masters = {pid for pid, (_p, comm, args, _t) in table.items() if
+               _group_of(comm, args, prefix) == "nginx"}  # fmt: skip
+    for _pid, (parent, comm, args, ticks) in table.items():
+        group = "nginx" if parent in masters else _group_of(comm, args, prefix)
+        if group:
+            totals[group] += ticks / common.TICK
+    return totals
+
+
+def run(target, seconds, clients, mix, warmup=3.0, profile=None):
+    """One run; ``profile``: a file where py-spy writes the samples of the routed
+    processes (workers included) over the measured seconds."""
     target.configure()
     samples = []
     start = time.monotonic()
@@ -178,21 +255,91 @@ def run(target, seconds, clients, mix, warmup=3.0):
     ]
     for thread in threads:
         thread.start()
+    time.sleep(warmup)
+    before = cpu_seconds(target)
+    spy = None
+    if profile:
+        spy = subprocess.Popen(
+            [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
+             "--pid", str(target.processes()[0].pid), "--subprocesses",
+             "--rate", "200", "--duration", str(int(seconds)), "--format", "raw",
+             "--output", str(profile)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     for thread in threads:
         thread.join()
+    after = cpu_seconds(target)
+    if spy:
+        spy.wait(60)
     latencies = sorted(s[1] for s in samples if s[2])
     errors = sum(1 for s in samples if not s[2])
     per_kind = {}
     for kind in KINDS:
         values = sorted(s[1] for s in samples if s[0] == kind and s[2])
         per_kind[kind] = quantile(values, 0.95)
+    count = max(len(samples), 1)
     return {
         "rps": len(latencies) / seconds,
         "p50": quantile(latencies, 0.5),
         "p95": quantile(latencies, 0.95),
         "errors": errors,
         "kinds": per_kind,
+        # the client threads stop within a request of the deadline: the CPU of those
+        # last requests is counted, so is the request
+        "cpu": {g: (after[g] - before[g]) / count for g in GROUPS},
     }
+
+
+#: the suite's code (the core package, the addons of this checkout) and Odoo's, as py-spy
+#: names their files (relative to the entry of sys.path they were found on)
+SUITE_DIRS = ("stateless_odoo", *(p.parent.name for p in common.ROOT.glob("*/__manifest__.py")))
+FRAME_FILE = re.compile(r"\(([^()]*):\d+\)$")
+
+
+def _owner(frame):
+    match = FRAME_FILE.search(frame)
+    parts = match.group(1).split("/") if match else []
+    if any(part in SUITE_DIRS for part in parts[:-1]):
+        return "suite"
+    if parts[:1] in (["odoo"], ["addons"]) or "odoo" in parts[:-1]:
+        return "odoo"
+    return None  # a library: its time is its caller's
+
+
+def report_profile(path):
+    """Where the Odoo process's busy samples go (py-spy leaves idle threads out): a
+    sample is the suite's when, from its innermost frame outwards, the suite's code
+    comes before Odoo's (the libraries the suite calls count for it, those Odoo calls
+    for Odoo; the request observer that wraps Odoo's whole request does not)."""
+    busy = 0
+    owners = collections.Counter()
+    functions = collections.Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        busy += int(count)
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        for frame in reversed(frames):
+            owner = _owner(frame)
+            if owner:
+                owners[owner] += int(count)
+                if owner == "suite":
+                    functions[re.sub(r":\d+\)$", ")", frame)] += int(count)
+                break
+        else:
+            owners["other"] += int(count)
+    if not busy:
+        print("\nprofile: no busy sample (py-spy could not attach?)")
+        return
+    print(
+        f"\nprofile of the suite's process (py-spy, {busy} busy samples): the suite's code"
+        f" {owners['suite'] / busy * 100:.1f} %, Odoo's {owners['odoo'] / busy * 100:.1f} %,"
+        f" the interpreter and libraries alone {owners['other'] / busy * 100:.1f} %;"
+        " the suite's most sampled:"
+    )
+    for frame, count in functions.most_common(12):
+        print(f"  {count / busy * 100:5.1f} %  {frame}")
 
 
 def quantile(values, q):
@@ -208,70 +355,128 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--mix", type=parse_mix, default=MIX, help="rpc=40,page=10,...")
     parser.add_argument(
-        "--decompose", action="store_true",
-        help="also odoo1 alone without logs/metrics, then without Redis sessions",
+        "--per-kind", action="store_true",
+        help="also each kind alone, for plain Odoo and the suite (CPU per request kind)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", action="store_true",
+        help="one more run of the suite, sampled by py-spy: the share of the"
+        " worker's time in the suite's code, and where",
+    )  # fmt: skip
+    parser.add_argument(
+        "--both", action="store_true",
+        help="also the two stateless processes sharing state, and odoo2 of plain Odoo",
     )  # fmt: skip
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="stateless-bench-e2e-"))
     try:
         with (
             Stack(workdir / "stateless") as stateless,
-            Stack(workdir / "local", stateless=False) as local,
+            Stack(workdir / "local", stateless=False, processes=2 if args.both else 1) as local,
+            Stack(workdir / "modules", stateless=False, processes=1, modules=SUITE_ADDONS) as mods,
         ):
-            targets = prepare(stateless, local, args.decompose)
-            results = {t.label: [] for t in targets}
+            targets = prepare(stateless, local, mods, args.both)
+            runs = [(t, args.mix) for t in targets]
+            if args.per_kind:
+                ends = [t for t in targets if t.label in (LOCAL, SUITE)]
+                runs += [(t, ((kind, 1),)) for kind in KINDS for t in ends]
+            results = {}
             for round_ in range(args.rounds):
-                order = targets if round_ % 2 == 0 else list(reversed(targets))
-                for target in order:
-                    result = run(target, args.seconds, args.clients, args.mix)
-                    results[target.label].append(result)
+                order = runs if round_ % 2 == 0 else list(reversed(runs))
+                for target, mix in order:
+                    result = run(target, args.seconds, args.clients, mix)
+                    results.setdefault(row_label(target, mix, args.mix), []).append(result)
                     print(
-                        f"round {round_ + 1}: {target.label}: {result['rps']:.1f} req/s,"
-                        f" p95 {result['p95'] * 1000:.0f} ms, {result['errors']} errors",
+                        f"round {round_ + 1}: {row_label(target, mix, args.mix)}:"
+                        f" {result['rps']:.1f} req/s, p95 {result['p95'] * 1000:.0f} ms,"
+                        f" odoo {result['cpu']['odoo'] * 1000:.1f} ms CPU/request,"
+                        f" {result['errors']} errors",
                         flush=True,
                     )
+            if args.profile:  # one more run of the suite, sampled (not in the table)
+                profiled = workdir / "suite.pyspy"
+                (suite,) = [t for t in targets if t.label == SUITE]
+                run(suite, args.seconds, args.clients, args.mix, profile=profiled)
     except Unavailable as exc:
         print(f"bench e2e: SKIPPED: {exc}")
         return 0
     report(results, args)
+    if args.profile:
+        report_profile(profiled)
     return 0
 
 
+#: what the third platform installs besides base,web (row 3)
+SUITE_ADDONS = "cloud_platform,attachment_s3"
+
+
+def row_label(target, mix, default_mix):
+    if mix == default_mix:
+        return target.label
+    return f"{target.label} [{mix[0][0]} only]"
+
+
 def report(results, args):
-    def median(label, key):
-        return statistics.median(r[key] for r in results[label])
+    def median(label, key, sub=None):
+        values = [r[key] if sub is None else r[key][sub] for r in results[label]]
+        return statistics.median(values)
 
     print(
-        f"\nMixed workload through nginx, {args.clients} clients, {args.seconds:.0f} s per"
-        f" run, median of {args.rounds} rounds (mix: "
+        f"\nThrough nginx, one Odoo process (--workers 2), {args.clients} clients,"
+        f" {args.seconds:.0f} s per run, median of {args.rounds} rounds (mix: "
         + ", ".join(f"{kind} {weight}" for kind, weight in args.mix if weight)
-        + ")\n"
+        + "); CPU in ms per request\n"
     )
-    header = f"{'setup':<54} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'errors':>6}"
     used = [kind for kind, weight in args.mix if weight]
-    kinds = "  ".join(f"p95 {kind}" for kind in used)
-    print(f"{header}   {kinds}")
-    for label, runs in results.items():
-        kind_p95 = "  ".join(
-            f"{statistics.median(r['kinds'][kind] for r in runs) * 1000:>{len(kind) + 4}.0f}"
-            for kind in used
-        )
+    width = max(len(label) for label in results) + 1
+    print(
+        f"{'setup':<{width}} {'req/s':>6} {'p50':>5} {'p95':>5} {'err':>4}  "
+        + " ".join(f"{'p95 ' + k:>12}" for k in used)
+        + "  " + " ".join(f"{g:>8}" for g in GROUPS)
+    )  # fmt: skip
+    for label in results:
+        kinds = " ".join(f"{median(label, 'kinds', k) * 1000:>12.0f}" for k in used)
+        cpu = " ".join(f"{median(label, 'cpu', g) * 1000:>8.2f}" for g in GROUPS)
         print(
-            f"{label:<54} {median(label, 'rps'):>7.1f} {median(label, 'p50') * 1000:>7.0f}"
-            f" {median(label, 'p95') * 1000:>7.0f} {sum(r['errors'] for r in runs):>6}"
-            f"   {kind_p95}"
+            f"{label:<{width}} {median(label, 'rps'):>6.1f} {median(label, 'p50') * 1000:>5.0f}"
+            f" {median(label, 'p95') * 1000:>5.0f} {sum(r['errors'] for r in results[label]):>4}"
+            f"  {kinds}  {cpu}"
         )
-    labels = list(results)
-    both, alone, local1, local2 = labels[:2] + labels[-2:]
+    base = LOCAL
+    again = f"{LOCAL} (again: A/A)"
+    noise = abs(1 - median(again, "rps") / median(base, "rps"))
     print(
-        f"\nper process, stateless / local: {median(alone, 'rps') / median(local1, 'rps'):.2f}x"
-        f" req/s, p95 {median(alone, 'p95') / median(local1, 'p95'):.2f}x"
+        f"\nnoise (A/A): {noise * 100:.1f} % req/s,"
+        f" p95 {median(again, 'p95') / median(base, 'p95'):.2f}x,"
+        f" odoo CPU {median(again, 'cpu', 'odoo') / median(base, 'cpu', 'odoo'):.2f}x"
     )
-    print(
-        f"two stateless processes sharing state / the two local ones alone, summed:"
-        f" {median(both, 'rps') / (median(local1, 'rps') + median(local2, 'rps')):.2f}x req/s"
-        " (the local ones cannot serve each other's users)"
-    )
+    print("each row / local (req/s, p95, Odoo CPU per request):")
+    for label in results:
+        if label in (base, again) or "[" in label:
+            continue
+        print(
+            f"  {label}: {median(label, 'rps') / median(base, 'rps'):.2f}x,"
+            f" {median(label, 'p95') / median(base, 'p95'):.2f}x,"
+            f" {median(label, 'cpu', 'odoo') / median(base, 'cpu', 'odoo'):.2f}x"
+        )
+    for kind in KINDS:
+        local, suite = f"{LOCAL} [{kind} only]", f"{SUITE} [{kind} only]"
+        if local in results and suite in results:
+            print(
+                f"  {kind} alone, the suite / local:"
+                f" {median(suite, 'rps') / median(local, 'rps'):.2f}x req/s,"
+                f" Odoo CPU per request {median(suite, 'cpu', 'odoo') * 1000:.2f} vs"
+                f" {median(local, 'cpu', 'odoo') * 1000:.2f} ms"
+                f" ({median(suite, 'cpu', 'odoo') / median(local, 'cpu', 'odoo'):.2f}x)"
+            )
+    both = "the suite, both processes"
+    if both in results:
+        other = f"{LOCAL}, odoo2 alone"
+        print(
+            f"two stateless processes sharing state / the two local ones alone, summed:"
+            f" {median(both, 'rps') / (median(base, 'rps') + median(other, 'rps')):.2f}x"
+            " req/s (the local ones cannot serve each other's users)"
+        )
 
 
 if __name__ == "__main__":

@@ -315,7 +315,7 @@ def run_clients(url, sid, seconds, clients, workload):
     }
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu(root_pid):
@@ -341,7 +341,7 @@ def tree_cpu(root_pid):
             ancestor = parents[ancestor]
         if ancestor == root_pid:
             total += utime + stime + cutime + cstime
-    return total / _TICK
+    return total / TICK
 
 
 # -- a generated filestore and its rows (migration, lifecycle) ---------------------------

@@ -19,7 +19,8 @@
 
 ``stateless=False`` makes the baseline of the benchmark instead: the same database
 without the suite (plain Odoo: local filestore, file sessions), the same processes with
-``--load=base,web`` and none of the suite's variables.
+``--load=base,web`` and none of the suite's variables; ``modules`` installs more addons
+in it (the benchmark's "suite's addons installed, location file" row).
 
 Raises ``Unavailable`` (the caller skips, loudly) when no Odoo 18 is found or when the
 replica's Debian packages cannot be installed; ``StackError`` on any other failure, with
@@ -123,6 +124,7 @@ class Stack:
         stateless=True,
         kind="s3",
         serving="x-accel-redirect",
+        modules=None,
         keep=False,
         log=print,
     ):
@@ -132,6 +134,7 @@ class Stack:
         self.stateless = stateless
         self.kind = kind
         self.serving = serving
+        self.modules = modules  # of a baseline: addons installed besides base,web
         self.keep = keep
         self.log = log
         self.client = f"e2e{secrets.token_hex(3)}"
@@ -206,7 +209,10 @@ class Stack:
         environment; never the caller's AWS_*, SWIFT_*, ODOO_* (odoo_tier's rule)."""
         env = odoo_tier.odoo_environment(self.services, self.container)
         if not self.stateless:
-            return {k: v for k, v in env.items() if not k.startswith(odoo_tier.CONTRACT)}
+            env = {k: v for k, v in env.items() if not k.startswith(odoo_tier.CONTRACT)}
+            if self.modules:  # cloud_platform installed: its checks want an environment
+                env["RUNNING_ENV"] = "dev"
+            return env
         env.update(
             {
                 "RUNNING_ENV": self.environment,
@@ -282,6 +288,8 @@ class Stack:
         modules = "base,web"
         if self.stateless:
             modules += f",{INSTALL},{STORE_ADDON[self.kind]}"
+        elif self.modules:
+            modules += f",{self.modules}"
         self.log(f"e2e: creating database {self.db} ({modules})")
         self._created = True
         self.run(
