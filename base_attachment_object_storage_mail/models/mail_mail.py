@@ -22,7 +22,8 @@ class MailMail(models.Model):
         for mail in self:
             if mail.state == "outgoing":
                 try:
-                    mail.attachment_ids.sudo().mapped("raw")
+                    # with_prefetch(): this mail's attachments only, not the batch's
+                    mail.attachment_ids.sudo().with_prefetch().mapped("raw")
                 except ObjectStoreUnavailable as exc:
                     if raise_exception:
                         raise

@@ -98,7 +98,11 @@ class TestJsonLogs(TransactionCase):
         self.assertEqual(line["http_route"], "/web/login")
         self.assertIsInstance(line["sql_count"], int)
         self.assertGreater(line["sql_count"], 0)
-        self.assertGreaterEqual(line["duration_ms"], line["sql_ms"])
+        # not compared with each other: sql_ms is Odoo's own sum of its queries' times on
+        # the wall clock (time.time), duration_ms is monotonic; a full run on a loaded
+        # machine once logged sql_ms 5270 for duration_ms 212 (a clock step, by all signs)
+        self.assertGreater(line["duration_ms"], 0)
+        self.assertGreaterEqual(line["sql_ms"], 0)
         self.assertEqual(line["dbname"], self.env.cr.dbname)
         token_access = [r for r in records if r.get("request_id") == "req-token-2"]
         self.assertTrue(token_access)
