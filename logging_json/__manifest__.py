@@ -7,7 +7,7 @@
     "license": "AGPL-3",
     "category": "Technical",
     "depends": ["base"],
-    "external_dependencies": {"python": ["stateless_odoo", "pythonjsonlogger", "orjson"]},
+    "external_dependencies": {"python": ["stateless_odoo", "python-json-logger", "orjson"]},
     "post_load": "post_load",
     "installable": True,
 }
