@@ -494,7 +494,20 @@ def udp_listener():
             lines.extend(data.decode().splitlines())
         return lines
 
+    def raw(count, timeout=5):
+        """``count`` packets, each whole; fewer when ``timeout`` passes first."""
+        sock.settimeout(timeout)
+        received = []
+        try:
+            while len(received) < count:
+                received.append(sock.recvfrom(65535)[0].decode())
+        except TimeoutError:
+            pass
+        sock.settimeout(5)
+        return received
+
     packets.port = sock.getsockname()[1]
+    packets.raw = raw
     yield packets
     sock.close()
 
@@ -548,6 +561,33 @@ def test_statsd_store_session_cron_and_migration_events(udp_listener):
         "platform.odoo.attachment.migration.acme.int.moved",
         "platform.odoo.attachment.migration.acme.int.bytes",
     ]
+
+
+def test_statsd_timings_of_a_request_go_in_its_packet(udp_listener):
+    """One sendto a request: the session's GET and a store call made while serving it
+    travel in the request's packet; after the request, at once."""
+    sink = statsd_sink(udp_listener.port)
+    info = observe.RequestInfo("rid", "GET", "/web/content/1")
+    observe._local.info = info
+    try:
+        sink.on_event("session", {"op": "get", "seconds": 0.001, "ok": True})
+        sink.on_event("store", {"kind": "s3", "op": "get", "seconds": 0.02, "ok": False})
+        assert udp_listener.raw(1, timeout=0.3) == []  # nothing sent yet
+        info.status, info.duration = 200, 0.05
+        sink(info)
+    finally:
+        observe._local.info = None
+    (packet,) = udp_listener.raw(1)
+    names = [line.split(":")[0] for line in packet.splitlines()]
+    assert names[:3] == [
+        "odoo.session.acme.prod.get",
+        "odoo.store.acme.prod.s3.get",
+        "odoo.store.acme.prod.s3.get.errors",
+    ]
+    assert "odoo.http.request.acme.prod" in names
+    # a request done, or none: at once, in a packet of its own
+    sink.on_event("session", {"op": "save", "seconds": 0.001, "ok": True})
+    assert [line.split(":")[0] for line in udp_listener(1)] == ["odoo.session.acme.prod.save"]
 
 
 def test_statsd_unresolvable_host_never_fails_nor_waits(caplog):

@@ -23,7 +23,9 @@ Names (``<p>`` = prefix, ``<c>`` = customer, ``<e>`` = environment):
                                                      ``.skipped``)
 ==========================================  =======  =====================================
 
-UDP only: a packet per request (a pipeline), sent without waiting. The host is resolved
+UDP only: a packet per request (a pipeline), sent without waiting; the store and
+session timings of a request go in its packet (one ``sendto`` a request, not one per
+event), those outside a request (crons, commands, the websocket) at once. The host is resolved
 once, in a background thread, and again every 30 s while it does not resolve: a missing
 or wrong host never fails nor slows a request; it is logged, by name.
 """
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from ..config import EnvReader, server_environment
 from ..errors import ConfigError
 from ..process import PerProcess, resident_memory
+from . import observe
 
 _logger = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ class StatsdSink:
         )
         self._memory_at = 0.0
         self._warned = False
+        self._local = threading.local()  # the timings deferred to this request's packet
         suffix = f"{settings.customer}.{settings.environment}"
         self.request_name = f"http.request.{suffix}"
         self.button_name = f"http.button.{suffix}"
@@ -167,9 +171,12 @@ class StatsdSink:
 
     def __call__(self, info):
         client = self.client
+        deferred = self._deferred_of(info)
         if client is None:
             return
         with client.pipeline() as pipe:
+            for name, fields, failed in deferred:
+                self._add_timed(pipe, name, fields, failed)
             ms = info.duration * 1000.0
             pipe.timing(self.request_name, ms)
             if info.button is not None:
@@ -205,9 +212,27 @@ class StatsdSink:
                     if fields.get(key):
                         pipe.incr(f"{self.migration_name}.{key}", fields[key])
 
-    @staticmethod
-    def _timed(client, name, fields, failed="errors"):
+    def _timed(self, client, name, fields, failed="errors"):
+        info = observe.current()
+        if info is not None and info.duration is None:  # in a request: in its packet
+            local = self._local
+            if getattr(local, "info", None) is not info:
+                local.info, local.deferred = info, []
+            local.deferred.append((name, fields, failed))
+            return
         with client.pipeline() as pipe:
-            pipe.timing(name, fields["seconds"] * 1000.0)
-            if not fields["ok"]:
-                pipe.incr(f"{name}.{failed}")
+            self._add_timed(pipe, name, fields, failed)
+
+    def _deferred_of(self, info):
+        """The timings deferred to ``info``'s packet (forgotten after)."""
+        local = self._local
+        if getattr(local, "info", None) is not info:
+            return ()
+        local.info = None
+        return local.deferred
+
+    @staticmethod
+    def _add_timed(pipe, name, fields, failed):
+        pipe.timing(name, fields["seconds"] * 1000.0)
+        if not fields["ok"]:
+            pipe.incr(f"{name}.{failed}")
