@@ -59,7 +59,9 @@ def _fail(message):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m stateless_odoo")
+    # also the stateless-odoo command (pyproject's scripts), whose name argparse takes
+    as_script = sys.argv[0].endswith("stateless-odoo")
+    parser = argparse.ArgumentParser(prog=None if as_script else "python -m stateless_odoo")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("store-check", help="prove the configured store works")
     check.add_argument("kind", choices=KINDS)

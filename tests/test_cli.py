@@ -1,16 +1,18 @@
-"""``python -m stateless_odoo store-check``: exit codes an operator can script."""
+"""``python -m stateless_odoo store-check`` (or ``stateless-odoo store-check``): exit
+codes an operator can script."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from .conftest import ROOT, s3_environ, swift_environ, unique_name
 
 
-def store_check(kind, environ, *args):
+def store_check(kind, environ, *args, command=(sys.executable, "-m", "stateless_odoo")):
     return subprocess.run(
-        [sys.executable, "-m", "stateless_odoo", "store-check", kind, *args],
+        [*command, "store-check", kind, *args],
         env={"PATH": "/usr/bin:/bin", **environ},
         capture_output=True,
         text=True,
@@ -20,11 +22,18 @@ def store_check(kind, environ, *args):
     )
 
 
-@pytest.mark.parametrize("kind", ["s3", "swift"])
-def test_store_check_passes_and_leaves_nothing(services, make_fresh_store, kind):
+#: the console script the core's package installs beside the interpreter
+SCRIPT = (str(Path(sys.executable).parent / "stateless-odoo"),)
+
+
+@pytest.mark.parametrize(
+    ("kind", "command"),
+    [("s3", SCRIPT), ("swift", (sys.executable, "-m", "stateless_odoo"))],
+)
+def test_store_check_passes_and_leaves_nothing(services, make_fresh_store, kind, command):
     store = make_fresh_store(kind)
     environ = (s3_environ if kind == "s3" else swift_environ)(services, store.container)
-    done = store_check(kind, environ)
+    done = store_check(kind, environ, command=command)
     assert done.returncode == 0, done.stderr
     assert "store-check: all steps passed" in done.stdout
     assert list(store.list()) == []
