@@ -114,6 +114,8 @@ LADDER = (
     ("+ JSON logs, statsd, Prometheus: the suite", {}),
 )  # fmt: skip
 LOCAL = "local: plain Odoo, filestore, file sessions"
+#: what the third platform installs besides base,web (row 3)
+SUITE_ADDONS = "cloud_platform,attachment_s3"
 SUITE = LADDER[-1][0]
 
 
@@ -404,10 +406,6 @@ def main():
     if args.profile:
         report_profile(profiled)
     return 0
-
-
-#: what the third platform installs besides base,web (row 3)
-SUITE_ADDONS = "cloud_platform,attachment_s3"
 
 
 def row_label(target, mix, default_mix):

@@ -22,6 +22,17 @@ def closed_port():
         return sock.getsockname()[1]
 
 
+def noise_png(side):
+    """A PNG of random pixels, ``side`` wide and high (it does not compress)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 class ObjectStorageMixin(RealServicesMixin):
     """Attachments in the store of ``kind``, on the container the runner configured."""
 
@@ -65,7 +76,8 @@ class ObjectStorageMixin(RealServicesMixin):
             ir_attachment._caches.clear()
 
     def s3_down(self):
-        """The S3 store unreachable (a closed port, one attempt), no process cache."""
+        """The S3 store unreachable (a closed port, one attempt), no process cache (for
+        writes, nothing to bypass)."""
         return self.environ(
             AWS_HOST=f"http://127.0.0.1:{closed_port()}",
             AWS_MAX_ATTEMPTS="1",

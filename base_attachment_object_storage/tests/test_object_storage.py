@@ -20,7 +20,7 @@ from stateless_odoo.attachments import collection
 from stateless_odoo.attachments.stores import is_object_url
 from stateless_odoo.errors import StatelessOdooError
 
-from .common import ObjectStorageMixin, closed_port
+from .common import ObjectStorageMixin
 
 
 @tagged("post_install", "-at_install")
@@ -122,10 +122,7 @@ class TestWriteRead(ObjectStorageMixin, TransactionCase):
     def test_store_down_during_create_fails_and_writes_nothing(self):
         self.use_location(self.env, "s3")
         count = self.env["ir.attachment"].search_count([])
-        port = closed_port()
-        with self.environ(
-            AWS_HOST=f"http://127.0.0.1:{port}", AWS_MAX_ATTEMPTS="1", AWS_CONNECT_TIMEOUT="1"
-        ):
+        with self.s3_down():
             with self.assertRaises(UserError) as err, self.assertLogs(level="ERROR"):
                 with self.env.cr.savepoint():
                     self.create_pdf()
@@ -320,15 +317,12 @@ class TestCommitted(ObjectStorageMixin, TransactionCase):
                 .id
             )
             self.use_location(env, "s3")
-        port = closed_port()
 
         def load_modules(env, update_module):
             env["ir.attachment"]._register_hook()
 
         try:
-            with self.environ(
-                AWS_HOST=f"http://127.0.0.1:{port}", AWS_MAX_ATTEMPTS="1", AWS_CONNECT_TIMEOUT="1"
-            ):
+            with self.s3_down():
                 with patch.dict(config.options, stop_after_init=False):  # a serving process
                     with self.committed_env() as env, self.assertLogs(level="ERROR") as logs:
                         load_modules(env, update_module=True)

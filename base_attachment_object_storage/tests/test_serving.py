@@ -1,11 +1,11 @@
 """/web/content of attachments in the store: stream, redirect, X-Accel-Redirect."""
 
-import os
+import base64
 
 import requests
 from odoo.tests import HttpCase, tagged
 
-from .common import ObjectStorageMixin
+from .common import ObjectStorageMixin, noise_png
 
 
 @tagged("post_install", "-at_install")
@@ -151,12 +151,9 @@ class TestServing(ObjectStorageMixin, HttpCase):
 
         from PIL import Image
 
-        noise = Image.frombytes("RGB", (200, 200), os.urandom(200 * 200 * 3))
-        buffer = io.BytesIO()
-        noise.save(buffer, "PNG")
         self.use_location(self.env, "s3")
         att = self.env["ir.attachment"].create(
-            {"name": "big.png", "raw": buffer.getvalue(), "mimetype": "image/png"}
+            {"name": "big.png", "raw": noise_png(200), "mimetype": "image/png"}
         )
         self.assertTrue(att.store_fname.startswith("s3://"))  # above the 50 KB rule
         res = self.url_open(f"/web/image/{att.id}/64x64")
@@ -179,7 +176,7 @@ class TestSameAnswerAsTheFilestore(ObjectStorageMixin, HttpCase):
     def setUp(self):
         super().setUp()
         self.data = self.random_pdf(200_000)
-        self.image = self.noise_png(200)
+        self.image = noise_png(200)
         self.pairs = {}  # name: (in the filestore, in the store)
         for name, raw, mimetype in (
             ("report.pdf", self.data, "application/pdf"),
@@ -203,27 +200,11 @@ class TestSameAnswerAsTheFilestore(ObjectStorageMixin, HttpCase):
             self.use_location(self.env, location)
             partners.append(
                 self.env["res.partner"].create(
-                    {"name": "noise", "image_1920": self.b64(self.image)}
+                    {"name": "noise", "image_1920": base64.b64encode(self.image)}
                 )
             )
         self.partners = partners
         self.authenticate("admin", "admin")
-
-    @staticmethod
-    def b64(data):
-        import base64
-
-        return base64.b64encode(data)
-
-    @staticmethod
-    def noise_png(side):
-        import io
-
-        from PIL import Image
-
-        buffer = io.BytesIO()
-        Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG")
-        return buffer.getvalue()
 
     def assertSameAnswer(self, file_url, store_url, headers=None):
         from email.utils import parsedate_to_datetime
@@ -311,9 +292,7 @@ class TestStoreDownWhileReading(ObjectStorageMixin, HttpCase):
     def setUp(self):
         super().setUp()
         self.use_location(self.env, "s3")
-        self.image = self.env["ir.attachment"].create(
-            {"name": "noise.png", "raw": TestSameAnswerAsTheFilestore.noise_png(200)}
-        )
+        self.image = self.env["ir.attachment"].create({"name": "noise.png", "raw": noise_png(200)})
         self.assertTrue(self.image.store_fname.startswith("s3://"))
         self.authenticate("admin", "admin")
 

@@ -191,15 +191,19 @@ def _stop_early_handler():
         logging.getLogger().removeHandler(handler)
 
 
-def arm(environ=None, argv=None):
+def is_enabled(environ=None):
+    """``ODOO_LOGGING_JSON``, read here for :mod:`.jsonlog` too: this module must stay
+    light to import (``config`` only), jsonlog imports the formatter's libraries."""
+    from ..config import EnvReader
+
+    return EnvReader(environ).bool("ODOO_LOGGING_JSON", False)
+
+
+def arm(environ=None):
     """Put the hook in place when ``ODOO_LOGGING_JSON`` is on; returns whether it is.
     Modules already imported are patched at once. Never raises."""
     try:
-        # not jsonlog's is_enabled: any Python of the environment starts here, and only
-        # Odoo needs the formatter (imported when odoo.netsvc is)
-        from ..config import EnvReader
-
-        if not EnvReader(environ).bool("ODOO_LOGGING_JSON", False):
+        if not is_enabled(environ):
             return False
         if any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
             return True
@@ -211,7 +215,7 @@ def arm(environ=None, argv=None):
                 waiting[name] = patch
         if waiting:
             sys.meta_path.insert(0, _AfterImport(waiting))
-        if is_odoo_program(argv) and "odoo.netsvc" in waiting:
+        if is_odoo_program() and "odoo.netsvc" in waiting:
             _start_early_handler()
         return True
     except Exception as exc:  # noqa: BLE001 - a bad value is post_load's to report

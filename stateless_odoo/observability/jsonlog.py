@@ -34,7 +34,6 @@ except ImportError:
 
     _LIBRARY_OPTIONS = {"json_ensure_ascii": False}
 
-from ..config import EnvReader
 from . import observe
 
 #: python's level names as log pipelines expect them in ``severity``
@@ -136,10 +135,6 @@ def redact_path(path):
             _safe_paths.clear()
         _safe_paths[path] = safe
     return safe
-
-
-def is_enabled(environ=None):
-    return EnvReader(environ).bool("ODOO_LOGGING_JSON", False)
 
 
 #: (second, its ISO-8601 text): the lines of one second share their formatted prefix

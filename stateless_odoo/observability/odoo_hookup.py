@@ -19,7 +19,7 @@ import threading
 from ..config import EnvReader
 from ..errors import ConfigError, StatelessOdooError
 from ..storage import CONTAINER_VARIABLE, KINDS, build_store, config_errors
-from . import events, health, jsonlog, observe
+from . import early_json, events, health, jsonlog, observe
 from .access import Access
 
 _logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _misconfigured(errors):
 
 def install_json_logging(odoo, environ=None):
     try:
-        if not jsonlog.is_enabled(environ):
+        if not early_json.is_enabled(environ):
             return False
         install_observer(odoo)
     except ConfigError as exc:
