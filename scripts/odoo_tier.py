@@ -106,10 +106,14 @@ STARTUP_HOOK = "stateless_odoo_json_logging.pth"
 
 
 def core_requirements():
-    """The core package's dependencies and the tier's own (anthem, server_environment)."""
+    """The core package's dependencies, those of every part (its extras but ``all``,
+    which names them, and ``test``) and the tier's own (anthem, server_environment)."""
     with (ROOT / "pyproject.toml").open("rb") as handle:
         project = tomllib.load(handle)["project"]
-    return project["dependencies"] + project["optional-dependencies"]["odoo-tier"]
+    extras = project["optional-dependencies"]
+    skip = ("all", "test")
+    parts = [spec for name, specs in extras.items() if name not in skip for spec in specs]
+    return project["dependencies"] + parts
 
 
 def ensure_core_dependencies(python):

@@ -13,4 +13,4 @@ services, and the addons are thin glue around it. Its folders mirror the addons:
   environment variables, the errors, per-process state across forks).
 """
 
-__version__ = "18.0.0.1.0"
+__version__ = "18.0.1.0.0"

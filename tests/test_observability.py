@@ -399,7 +399,7 @@ def test_access_line_path_redacted_and_query_dropped_whatever_its_shape(
 
 
 def test_quiet_paths_drop_successful_access_lines_only():
-    quiet = jsonlog.QuietAccessFilter(["/web/health"])
+    quiet = observe.QuietAccessFilter(["/web/health"])
     observer = observe.Observer()
 
     def answer(status):

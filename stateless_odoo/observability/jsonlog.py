@@ -188,7 +188,7 @@ class JsonFormatter(_LibraryJsonFormatter):
         log_data["level"] = level
         log_data["severity"] = _SEVERITY.get(record.levelno) or level
         log_data["logger"] = record.name
-        access = info is not None and _is_access_line(record)
+        access = info is not None and observe.is_access_line(record)
         message = _access_message(record, info) if access else redact(record.message)
         log_data["message"] = message
         log_data["pid"] = os.getpid()
@@ -221,10 +221,6 @@ class JsonFormatter(_LibraryJsonFormatter):
                 log_data[key] = value
 
 
-def _is_access_line(record):
-    return record.name == "werkzeug" and isinstance(record.args, tuple) and len(record.args) == 3
-
-
 def _access_message(record, info):
     """werkzeug's access line, the request line's query string dropped and its path
     redacted (the rest of the line is werkzeug's own: address, date, status, size)."""
@@ -250,21 +246,6 @@ def _add_access_fields(log_data, info):
         log_data["sql_ms"] = round((info.sql_time or 0.0) * 1000, 3)
     if info.route is not None:
         log_data["http_route"] = info.route
-
-
-class QuietAccessFilter(logging.Filter):
-    """Drops the access lines of successful requests on the quiet paths (health
-    checks, metric scrapes): a probe every few seconds must not flood the logs."""
-
-    def __init__(self, paths):
-        super().__init__()
-        self.paths = frozenset(paths)
-
-    def filter(self, record):
-        info = observe.current()
-        if info is None or not self.paths or not _is_access_line(record):
-            return True
-        return not (info.path in self.paths and info.status is not None and info.status < 400)
 
 
 def install(root=None, formatter=None):

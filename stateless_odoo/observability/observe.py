@@ -379,3 +379,23 @@ def button_of_request(info):
         limit = get_observer().settings.button_labels
         labels = _button_labels.get(limit) or _button_labels.setdefault(limit, Labels(limit))
         info.button = labels.admit((model, method))
+
+
+def is_access_line(record):
+    """werkzeug's access line of a request (its message has three arguments)."""
+    return record.name == "werkzeug" and isinstance(record.args, tuple) and len(record.args) == 3
+
+
+class QuietAccessFilter(logging.Filter):
+    """Drops the access lines of successful requests on the quiet paths (health
+    checks, metric scrapes): a probe every few seconds must not flood the logs."""
+
+    def __init__(self, paths):
+        super().__init__()
+        self.paths = frozenset(paths)
+
+    def filter(self, record):
+        info = current()
+        if info is None or not self.paths or not is_access_line(record):
+            return True
+        return not (info.path in self.paths and info.status is not None and info.status < 400)

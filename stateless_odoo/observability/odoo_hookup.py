@@ -19,7 +19,7 @@ import threading
 from ..config import EnvReader
 from ..errors import ConfigError, StatelessOdooError
 from ..storage import CONTAINER_VARIABLE, KINDS, build_store, config_errors
-from . import early_json, events, health, jsonlog, observe
+from . import early_json, events, health, observe
 from .access import Access
 
 _logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def install_observer(odoo):
         return _state["observer"]
     observer = observe.install_odoo(odoo.http.Application, odoo.http.Request)
     logging.getLogger("werkzeug").addFilter(
-        jsonlog.QuietAccessFilter(observer.settings.quiet_paths)
+        observe.QuietAccessFilter(observer.settings.quiet_paths)
     )
     timeout = health.HealthCheck.from_env().timeout  # a bad value stops the start
     access = Access.from_env("ODOO_HEALTH")  # as /metrics: loopback unless told
@@ -111,6 +111,8 @@ def install_json_logging(odoo, environ=None):
     except ConfigError as exc:
         _fail("logging_json", exc)
     if "json_logging" not in _state:
+        from . import jsonlog  # python-json-logger: logging_json's part only
+
         count = jsonlog.install()
         _state["json_logging"] = True
         _logger.info("logging_json: JSON log lines on %d handler(s)", count)
