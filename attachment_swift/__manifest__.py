@@ -11,5 +11,4 @@
     "development_status": "Beta",
     "depends": ["base_attachment_object_storage"],
     "external_dependencies": {"python": ["stateless_odoo", "python-swiftclient", "keystoneauth1"]},
-    "installable": True,
 }

@@ -12,5 +12,4 @@
     "development_status": "Beta",
     "depends": ["base"],
     "external_dependencies": {"python": ["stateless_odoo"]},
-    "installable": True,
 }

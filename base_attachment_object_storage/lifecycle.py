@@ -337,7 +337,7 @@ def _set_pending(db_name, value):
             )
         else:
             cr.execute("DELETE FROM ir_config_parameter WHERE key = %s", (PENDING_PARAM,))
-        cr.commit()
+        cr.commit()  # pylint: disable=invalid-commit  # its own cursor, on a database just restored
     odoo.modules.registry.Registry.delete(db_name)
     odoo.sql_db.close_db(db_name)
 

@@ -11,5 +11,4 @@
     "development_status": "Beta",
     "depends": ["base_attachment_object_storage", "mail"],
     "auto_install": True,
-    "installable": True,
 }

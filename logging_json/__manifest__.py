@@ -12,5 +12,4 @@
     "depends": ["base"],
     "external_dependencies": {"python": ["stateless_odoo", "python-json-logger", "orjson"]},
     "post_load": "post_load",
-    "installable": True,
 }

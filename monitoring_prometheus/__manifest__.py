@@ -12,5 +12,4 @@
     "depends": ["base", "web"],
     "external_dependencies": {"python": ["stateless_odoo", "prometheus_client"]},
     "post_load": "post_load",
-    "installable": True,
 }

@@ -13,5 +13,4 @@
     # Only carries files: OCA's server_environment reads them (it imports this
     # package to find its directory); a team installs server_environment itself.
     "depends": ["base"],
-    "installable": True,
 }

@@ -12,5 +12,4 @@
     "depends": ["base", "web"],
     "external_dependencies": {"python": ["stateless_odoo", "redis"]},
     "post_load": "post_load",
-    "installable": True,
 }

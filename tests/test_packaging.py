@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = sorted(ROOT.glob("*/__manifest__.py"))
@@ -159,3 +160,16 @@ def test_an_addons_wheel_pulls_only_the_libraries_of_its_part(addon, wheels, tmp
     modules = core_imports(addon) + ([PART_MODULES[own]] if own else [])
     assert modules, addon
     subprocess.run([python, "-c", f"import {', '.join(modules)}"], check=True, timeout=60)
+
+
+def test_pre_commit_checks_every_addon_with_the_pinned_tools():
+    """.pre-commit-config.yaml (run by `./dev test`) runs the ruff of the `test` extra,
+    and pylint-odoo on every addon of the tree."""
+    config = (ROOT / ".pre-commit-config.yaml").read_text()
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        test_extra = tomllib.load(handle)["project"]["optional-dependencies"]["test"]
+    ruff = next(spec for spec in test_extra if requirement_name(spec) == "ruff")
+    pins = set(re.findall(r'"(ruff==[^"]+)"', config))
+    assert pins == {ruff}, (pins, ruff)
+    listed = re.search(r"files: \^\(([^)]*)\)/", config).group(1).split("|")
+    assert sorted(listed) == sorted(path.parent.name for path in MANIFESTS)

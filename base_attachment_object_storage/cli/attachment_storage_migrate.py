@@ -4,6 +4,7 @@ The server-side entry point of the migration (``ir.attachment.force_storage()`` 
 other): for a large filestore, run it once from one host before the switch, or again at
 any time; it resumes where a killed run stopped and refuses to run twice at once.
 """
+# pylint: disable=print-used  # a command answers on its stdout, as Odoo's own commands do
 
 import argparse
 import logging

@@ -5,4 +5,5 @@ from . import (
     test_lifecycle,
     test_object_storage,
     test_serving,
+    test_translations,
 )

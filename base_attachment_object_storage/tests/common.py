@@ -100,6 +100,7 @@ class ObjectStorageMixin(RealServicesMixin):
             odoo.sql_db.close_db(name)
             with odoo.sql_db.db_connect("postgres").cursor() as cr:
                 cr._cnx.autocommit = True
+                # pylint: disable-next=sql-injection  # the tests' own database names
                 cr.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     @staticmethod
@@ -139,3 +140,43 @@ class ObjectStorageMixin(RealServicesMixin):
     @staticmethod
     def random_pdf(size=100_000):
         return b"%PDF-1.4\n" + uuid.uuid4().hex.encode() + os.urandom(size)
+
+
+def exported_pot(env, addon):
+    """The translation template Odoo exports for ``addon`` (``odoo --i18n-export``)."""
+    import io
+
+    from odoo.tools.translate import trans_export
+
+    buffer = io.BytesIO()
+    trans_export(None, [addon], buffer, "po", env.cr)
+    return buffer.getvalue().decode()
+
+
+def pot_differences(env, addon):
+    """What the addon's committed ``i18n/<addon>.pot`` lacks or has too many against
+    Odoo's export, as a message, or ``None`` when they hold the same terms."""
+    import re
+
+    from odoo.modules.module import get_module_path
+
+    path = os.path.join(get_module_path(addon), "i18n", f"{addon}.pot")
+    exported = exported_pot(env, addon)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            committed = handle.read()
+    except FileNotFoundError:
+        committed = ""
+
+    def entries(text):
+        # the entries, without the header (its dates) nor the source references
+        blocks = text.split("\n\n")[1:]
+        return {re.sub(r"^#: .*\n", "", block.strip(), flags=re.M) for block in blocks}
+
+    if entries(exported) == entries(committed):
+        return None
+    return (
+        f"{path} is not Odoo's export: regenerate it with `odoo -d DB --modules={addon}"
+        f" --i18n-export={addon}/i18n/{addon}.pot --stop-after-init` (or copy this"
+        f" export):\n{exported}"
+    )

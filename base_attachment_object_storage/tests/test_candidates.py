@@ -36,7 +36,7 @@ class TestIdenticalUploads(ObjectStorageMixin, TransactionCase):
             self.use_location(env, "file")
         super().tearDown()
 
-    def create(self, url, cookies, name, data, refused):
+    def create_over_http(self, url, cookies, name, data, refused):
         values = {"name": name, "datas": base64.b64encode(data).decode()}
         if refused:
             # a binary attachment with a URL: refused for a non-admin by a constraint
@@ -81,7 +81,7 @@ class TestIdenticalUploads(ObjectStorageMixin, TransactionCase):
 
             def writer(i):
                 start.wait(60)
-                answers[i] = self.create(
+                answers[i] = self.create_over_http(
                     server.url, cookies, f"twin-{i}", contents[i % 3], refused=i % 4 == 0
                 )
 

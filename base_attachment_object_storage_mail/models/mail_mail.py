@@ -29,6 +29,7 @@ class MailMail(models.Model):
                         raise
                     _logger.warning("mail.mail %s stays in the queue: %s", mail.id, exc)
                     continue
+                # pylint: disable-next=except-pass
                 except Exception:  # noqa: BLE001, S110 - Odoo's handling, in super()
                     pass
             try:

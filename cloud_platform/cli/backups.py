@@ -1,4 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+# pylint: disable=print-used  # a command answers on its stdout, as Odoo's own commands do
 """``odoo cloud_platform backup|restore``: a database's backup to and from an object
 store, streamed (no local copy of a backup), with every attachment (zip format); the
 logic is in :mod:`stateless_odoo.platform.backups` and ``base_attachment_object_storage``'s

@@ -1,4 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+# pylint: disable=print-used  # a command answers on its stdout, as Odoo's own commands do
 """``odoo cloud_platform check|status|migrate|backup|restore``: the platform's ops
 commands (backup and restore: ``backups.py``).
 

@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 
-from odoo import _, api, models
+from odoo import api, models
 from odoo.exceptions import UserError
 from odoo.service import server as odoo_server
 from odoo.tools import config
@@ -144,7 +144,7 @@ class CloudPlatform(models.AbstractModel):
         every problem), move the existing attachments. Running it again changes
         nothing."""
         if not self.env.is_admin():
-            raise UserError(_("Only administrators can install the cloud platform."))
+            raise UserError(self.env._("Only administrators can install the cloud platform."))
         addon = f"attachment_{checks.PLATFORMS.get(platform_kind)}"
         module = self.env["ir.module.module"].sudo().search([("name", "=", addon)])
         if module and module.state != "installed":
@@ -158,7 +158,9 @@ class CloudPlatform(models.AbstractModel):
         try:
             location = checks.platform_location(platform_kind, checks.environment_kind(env_name))
         except ConfigError as exc:
-            raise UserError(_("Cloud platform not installed: %(error)s", error=exc)) from exc
+            raise UserError(
+                self.env._("Cloud platform not installed: %(error)s", error=exc)
+            ) from exc
         params = self.env["ir.config_parameter"].sudo()
         changed = params.get_param(LOCATION_PARAM, "file") != location
         params.set_param(KIND_PARAM, platform_kind)
@@ -170,7 +172,7 @@ class CloudPlatform(models.AbstractModel):
             # committed, then announced: the other processes drop their cached location
             # and write new content where it now goes; the migration moves the rest
             self.env.flush_all()
-            self.env.cr.commit()
+            self.env.cr.commit()  # pylint: disable=invalid-commit  # see above
             self.env.registry.signal_changes()
         self.env["ir.attachment"].sudo().force_storage()
         _logger.info(
@@ -192,7 +194,7 @@ class CloudPlatform(models.AbstractModel):
             platform = self.env["ir.config_parameter"].sudo().get_param(KIND_PARAM)
         if not platform:
             raise UserError(
-                _(
+                self.env._(
                     "No cloud platform given: set ODOO_CLOUD_PLATFORM_KIND (one of"
                     " %(kinds)s), or kind in the [cloud_platform] section of"
                     " server_environment_files, or sing install_exoscale or install_ovh.",

@@ -1,1 +1,1 @@
-from . import test_backups, test_cloud_platform
+from . import test_backups, test_cloud_platform, test_translations

@@ -36,7 +36,7 @@ _SKIP_REASON = (
     "odoo-addon-server_environment==18.0.*): nothing reads these files"
 )
 if _SERVER_ENVIRONMENT is None:
-    print(f"server_environment_files tests skipped: {_SKIP_REASON}", file=sys.stderr)
+    print(f"server_environment_files tests skipped: {_SKIP_REASON}", file=sys.stderr)  # pylint: disable=print-used
 
 _PROBE = """
 import json, sys

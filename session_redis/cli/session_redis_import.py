@@ -1,4 +1,5 @@
 """``odoo session_redis_import``: copy file sessions into Redis before switching."""
+# pylint: disable=print-used  # a command answers on its stdout, as Odoo's own commands do
 
 import argparse
 import os

@@ -193,8 +193,8 @@ class TestSessionsAcrossProcesses(HttpCase):
             try:
                 if requests.get(f"{url}/web/health", timeout=1).status_code == 200:
                     return proc, url
-            except requests.exceptions.ConnectionError:
-                pass
+            except requests.exceptions.ConnectionError:  # pylint: disable=except-pass
+                pass  # not listening yet
             time.sleep(0.25)
         proc.kill()
         raise AssertionError("the second Odoo did not start")
