@@ -17,6 +17,10 @@
 - nginx in front of them with the configuration of ``scripts/e2e/nginx.conf.template``;
 - a UDP socket that receives their statsd packets.
 
+``db``, ``nginx_port`` and ``statsd_port`` (a statsd server of the caller's) fix what is
+otherwise made up; ``./dev up`` (scripts/local_platform.py) starts this stack with them
+and leaves it running.
+
 ``stateless=False`` makes the baseline of the benchmark instead: the same database
 without the suite (plain Odoo: local filestore, file sessions), the same processes with
 ``--load=base,web`` and none of the suite's variables; ``modules`` installs more addons
@@ -127,6 +131,9 @@ class Stack:
         modules=None,
         keep=False,
         log=print,
+        db=None,
+        nginx_port=None,
+        statsd_port=None,
     ):
         self.workdir = Path(workdir)
         self.count = processes
@@ -138,14 +145,15 @@ class Stack:
         self.keep = keep
         self.log = log
         self.client = f"e2e{secrets.token_hex(3)}"
-        self.db = f"stateless_e2e_{self.client}" + ("" if stateless else "_local")
+        self.db = db or f"stateless_e2e_{self.client}" + ("" if stateless else "_local")
         self.environment = "integration"
         self.container = f"{self.client}-odoo-{self.environment}"
         self.prometheus_token = secrets.token_hex(16)
         self.processes = []
         self.statsd = None
         self.nginx_prefix = self.workdir / "nginx"
-        self.nginx_port = free_port()
+        self.nginx_port = nginx_port or free_port()
+        self.statsd_port = statsd_port  # a statsd server of the caller's, else one here
         self.url = f"http://127.0.0.1:{self.nginx_port}"
         self._store = None
         self._created = False
@@ -189,8 +197,10 @@ class Stack:
         if self.stateless:
             self._store = build_store(self.kind, self.env, db_name=self.db)
             self._store.ensure_container()
-            self.statsd = StatsdServer()
-            self.env.update(STATSD_PORT=str(self.statsd.port))
+            if self.statsd_port is None:
+                self.statsd = StatsdServer()
+                self.statsd_port = self.statsd.port
+            self.env.update(STATSD_PORT=str(self.statsd_port))
         self._create_database()
         self.processes = [
             OdooProcess(f"odoo{index + 1}", self._server_command(), self._process_env(index),
