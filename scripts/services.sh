@@ -130,6 +130,9 @@ install_missing() {
     local -A need=(
         [redis-server]=redis-server [redis-cli]=redis-tools
         [memcached]=memcached [curl]=curl
+        # Markdown to reStructuredText for scripts/gen_readme.py (the addons'
+        # README.rst) and tests/test_readme.py
+        [pandoc]=pandoc
         [swift-ring-builder]=swift [swift-proxy-server]=swift-proxy
         [swift-account-server]=swift-account
         [swift-container-server]=swift-container
@@ -139,6 +142,9 @@ install_missing() {
         # keystonemiddleware (authtoken) and keystoneauth1; not the
         # `keystone` package, whose postinst configures a system keystone.
         [keystone-manage]=python3-keystone
+        # for the alert rules' tests and the e2e scenario, which start their
+        # own server: never started here
+        [prometheus]=prometheus [promtool]=prometheus
     )
     local bin pkgs=()
     for bin in "${!need[@]}"; do

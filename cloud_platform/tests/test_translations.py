@@ -1,6 +1,5 @@
-from odoo.tests import TransactionCase, tagged
-
 from odoo.addons.base_attachment_object_storage.tests.common import pot_differences
+from odoo.tests import TransactionCase, tagged
 
 
 @tagged("post_install", "-at_install")
