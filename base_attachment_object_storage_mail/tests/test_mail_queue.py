@@ -60,7 +60,7 @@ class TestMailQueue(ObjectStorageMixin, TransactionCase):
         (part,) = [p for p in message.walk() if p.get_filename() == "invoice.pdf"]
         self.assertEqual(part.get_payload(decode=True), self.pdf)
 
-    def test_a_user_sending_now_is_told_to_try_again(self):
+    def test_a_sender_that_asks_for_errors_is_told_to_try_again(self):
         mail = self.queued_mail()
         with self.s3_down(), self.assertLogs(level="ERROR"):
             mail.attachment_ids.invalidate_recordset()
