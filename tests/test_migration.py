@@ -18,6 +18,7 @@ import pytest
 from stateless_odoo.attachments import collection
 from stateless_odoo.attachments.migration import Migration, MigrationRunning
 from stateless_odoo.attachments.stores import AttachmentStores
+from stateless_odoo.observability import events
 from stateless_odoo.testing.pg import PgCursor
 
 from .conftest import ROOT, s3_environ, swift_environ
@@ -409,8 +410,16 @@ def test_collect_deletes_only_unreferenced_own_objects(gc_env):
     fs._insert("used", used, None, sha1(b"used"), "text/plain", 4)
     with PgCursor(fs.dsn) as cr:
         collection.mark(cr, [orphan, used, foreign, "ab/local-path"])
-    result = collect(fs.dsn, stores)
+    seen = []
+    sink = events.subscribe(lambda event, fields: seen.append((event, fields)))
+    try:
+        result = collect(fs.dsn, stores)
+    finally:
+        events.unsubscribe(sink)
     assert (result.deleted, result.kept, result.foreign) == (1, 1, 1)
+    # what the metrics count (a collection that stops succeeding pages someone)
+    ran = [fields for event, fields in seen if event == "collection"]
+    assert ran == [{"scope": "full", "outcome": "ok", "deleted": 1, "kept": 1, "busy": 0}]
     assert not exists(orphan) and exists(used)
     with PgCursor(fs.dsn) as cr:
         cr.execute(f"SELECT count(*) FROM {collection.TABLE}")
@@ -700,3 +709,30 @@ def test_a_writer_that_recorded_after_the_decision_keeps_the_object(gc_env):
         collection.delete(cr, stores, chosen, result)
     assert (result.deleted, result.busy) == (0, 1)
     assert exists(url)
+
+
+def test_a_collection_the_store_refuses_is_counted_as_an_error(services, filestore):
+    """The store down while a collection deletes: the candidates stay, and the event
+    the metrics count says ``error`` (the alert on a collection that stopped
+    succeeding). The store is a closed port: a real connection refused."""
+    from stateless_odoo.testing import free_port
+
+    stores = AttachmentStores(
+        "s3", DB, s3_environ(services, "gc-down", AWS_HOST=f"http://127.0.0.1:{free_port()}")
+    )
+    url = f"s3://gc-down/{DB}/ab/{'b' * 40}"
+    with PgCursor(filestore.dsn) as cr:
+        collection.ensure_table(cr)
+        collection.mark(cr, [url])
+    seen = []
+    sink = events.subscribe(lambda event, fields: seen.append((event, fields)))
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - the store's own error
+            collect(filestore.dsn, stores)
+    finally:
+        events.unsubscribe(sink)
+    ran = [fields for event, fields in seen if event == "collection"]
+    assert ran == [{"scope": "full", "outcome": "error", "deleted": 0, "kept": 0, "busy": 0}]
+    with PgCursor(filestore.dsn) as cr:
+        cr.execute(f"SELECT count(*) FROM {collection.TABLE} WHERE store_fname = %s", [url])
+        assert cr.fetchone()[0] == 1  # still a candidate

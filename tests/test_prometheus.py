@@ -52,6 +52,11 @@ PROGRAM = textwrap.dedent(
             one_request(200, "json", ("res.partner", "action_archive"))
             events.emit("store", kind="s3", op="put", seconds=0.01, ok=False)
             events.emit("cron", seconds=1.5, ok=True)
+            events.emit("migration_run", running=True)  # and the worker dies in it
+            events.emit("collection", scope="full", outcome="ok", deleted=2, kept=1, busy=0)
+            events.emit("collection", scope="after_delete", outcome="error", deleted=0,
+                        kept=0, busy=0)
+            events.emit("worker_recycle", reason="memory")
             os._exit(0)
         pids.append(pid)
     for pid in pids:
@@ -139,6 +144,22 @@ def test_counts_from_every_worker_add_up_in_one_scrape(tmp_path):
     store = (("kind", "s3"), ("op", "put"), ("outcome", "error"))
     assert found[("odoo_object_store_operations_total", store)] == 3
     assert found[("odoo_cron_runs_total", (("outcome", "ok"),))] == 3
+    # what a team pages on: a stuck migration or collection, workers recycled
+    assert found[("odoo_attachment_migration_running", ())] == 3  # not reaped here
+    assert found[("odoo_attachment_migration_progress_timestamp_seconds", ())] > 1.7e9
+    full_ok = (("outcome", "ok"), ("scope", "full"))
+    assert found[("odoo_attachment_gc_runs_total", full_ok)] == 3
+    failed = (("outcome", "error"), ("scope", "after_delete"))
+    assert found[("odoo_attachment_gc_runs_total", failed)] == 3
+    assert found[("odoo_attachment_gc_objects_total", (("what", "deleted"),))] == 6
+    assert found[("odoo_attachment_gc_objects_total", (("what", "kept"),))] == 3
+    success = ("odoo_attachment_gc_last_success_timestamp_seconds", (("scope", "full"),))
+    assert found[success] > 1.7e9
+    assert (
+        "odoo_attachment_gc_last_success_timestamp_seconds",
+        (("scope", "after_delete"),),
+    ) not in found
+    assert found[("odoo_worker_recycles_total", (("reason", "memory"),))] == 3
     # histograms, not summaries
     assert (
         "odoo_http_request_duration_seconds_bucket",
@@ -150,6 +171,9 @@ def test_reaped_workers_leave_the_live_gauges_but_not_the_counts(tmp_path):
     response, _second, _proc = scraped_twice(tmp_path, {"MARK_DEAD": "1"}, workers=2, per_worker=2)
     found = samples(response.text)
     assert found[("odoo_processes", ())] == 1  # only the master is alive
+    # a reaped process runs no migration any more; what it counted stays
+    assert found.get(("odoo_attachment_migration_running", ()), 0) == 0
+    assert found[("odoo_worker_recycles_total", (("reason", "memory"),))] == 2
     assert found[("odoo_http_requests_total", (("code", "200"), ("type", "http")))] == 2 + 1
 
 

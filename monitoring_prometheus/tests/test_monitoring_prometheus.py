@@ -6,7 +6,10 @@ process, the master) with ``ODOO_PROMETHEUS=1`` on the test database.
 
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 
 import odoo
 import requests
@@ -90,11 +93,48 @@ class TestPrometheus(RealServicesMixin, TransactionCase):
         # live processes only: at most 2 workers and the websocket process, although
         # about 5 workers served requests and were reaped
         self.assertIn(found[("odoo_processes", ())], (2, 3))
+        # each reaped worker said why Odoo ended it
+        self.assertGreaterEqual(found[("odoo_worker_recycles_total", (("reason", "requests"),))], 3)
         self.assertGreater(found[("odoo_process_resident_memory_bytes", ())], 10_000_000)
         # every label value is bounded: no path, no id
         for name, labels in found:
             for label, value in labels:
                 self.assertNotIn("/", value, (name, label))
+
+    def test_workers_ended_by_the_memory_limit_are_counted(self):
+        """Odoo's ``--limit-memory-soft`` (compared with a worker's virtual memory) below
+        what any worker uses: each worker ends at its first check, before it serves, and
+        the master starts another. The counts they wrote are read from the metrics
+        directory, as /metrics would (no worker lives long enough to serve it)."""
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        server = self._server(args=("--limit-memory-soft=1", "--max-cron-threads=1"))
+        process = subprocess.Popen(
+            server.command, env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline, found = time.monotonic() + 60, {}
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                if not os.path.isdir(self.metrics_dir):  # the master makes it
+                    continue
+                registry = CollectorRegistry()
+                MultiProcessCollector(registry, path=self.metrics_dir)
+                found = samples(generate_latest(registry).decode())
+                if found.get(("odoo_worker_recycles_total", (("reason", "memory"),)), 0) >= 4:
+                    break
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        recycled = {k[1]: v for k, v in found.items() if k[0] == "odoo_worker_recycles_total"}
+        self.assertGreaterEqual(recycled.get((("reason", "memory"),), 0), 4, recycled)
+        self.assertEqual(set(recycled), {(("reason", "memory"),)}, recycled)
 
     def test_scrape_needs_the_token(self):
         with self._server(ODOO_PROMETHEUS_TOKEN=TOKEN) as server:

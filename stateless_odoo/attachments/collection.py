@@ -38,6 +38,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from ..observability import events
 from ..storage import KINDS
 from .stores import is_object_url
 
@@ -219,13 +220,26 @@ def collect(cr, stores, *, only=None, limit=1000, attempts=1, retention=0.0):
     The decision (:func:`decide`) is one short transaction; the store is called in
     another (:func:`delete`), as the module's documentation explains.
     """
-    result, chosen = decide(
-        cr, stores, only=only, limit=limit, attempts=attempts, retention=retention
-    )
-    cr.commit()
-    if chosen:
-        delete(cr, stores, chosen, result, retention=retention)
+    scope = "after_delete" if only else "full"
+    try:
+        result, chosen = decide(
+            cr, stores, only=only, limit=limit, attempts=attempts, retention=retention
+        )
         cr.commit()
+        if chosen:
+            delete(cr, stores, chosen, result, retention=retention)
+            cr.commit()
+    except Exception:
+        events.emit("collection", scope=scope, outcome="error", deleted=0, kept=0, busy=0)
+        raise
+    events.emit(
+        "collection",
+        scope=scope,
+        outcome="lock_timeout" if result.lock_timeout else "ok",
+        deleted=result.deleted,
+        kept=result.kept,
+        busy=result.busy,
+    )
     if result.deleted or result.foreign:
         _logger.info(
             "attachment objects: %d deleted, %d kept (referenced), %d busy, %d foreign"

@@ -197,9 +197,11 @@ class Migration:
                     " (it holds the PostgreSQL advisory lock); nothing was done"
                 )
             lock_cr.commit()  # the session-level lock outlives the transaction
+            events.emit("migration_run", running=True)
             try:
                 return self._run()
             finally:
+                events.emit("migration_run", running=False)
                 lock_cr.execute(
                     "SELECT pg_advisory_unlock(%s, %s)",
                     (collection.LOCK_NAMESPACE, collection.MIGRATION_LOCK),

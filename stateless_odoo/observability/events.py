@@ -12,6 +12,13 @@ Events and their fields (all names and values are bounded: no keys, no ids, no U
 ``session``    op (``get``, ``save``, ``delete``, ...), seconds, ok
 ``cron``       seconds, ok
 ``migration``  moved, bytes, skipped (per committed batch)
+``migration_run``  running (True when a migration starts, False when it ends)
+``collection`` scope (``full``: every due candidate, as the daily run; ``after_delete``:
+               the objects a transaction just unlinked), outcome (``ok``,
+               ``lock_timeout``: writers held the table, nothing decided; ``error``),
+               deleted, kept, busy
+``worker_recycle``  reason (``memory``, ``requests``, ``age``, ``parent``): Odoo ends
+               the worker after its request
 
 A sink that raises is logged once per kind of error and otherwise ignored: metrics
 never break what they measure.

@@ -14,7 +14,9 @@ What they patch (all in Odoo 18):
 import contextlib
 import functools
 import logging
+import os
 import threading
+import time
 
 from ..config import EnvReader
 from ..errors import ConfigError, StatelessOdooError
@@ -148,6 +150,7 @@ def install_statsd(odoo, environ=None):
     sink.start()
     observer.add_listener(sink)
     events.subscribe(sink.on_event)
+    _patch_worker_limits(odoo)
     _state["statsd"] = sink
     _logger.info(
         "monitoring_statsd: metrics to %s:%s as %s.*.%s.%s",
@@ -177,6 +180,7 @@ def install_prometheus(odoo, environ=None):
     observer.add_endpoint(settings.path, metrics.endpoint)
     events.subscribe(metrics.on_event)
     _patch_worker_pop(odoo, metrics)
+    _patch_worker_limits(odoo)
     _state["prometheus"] = metrics
     _logger.info("monitoring_prometheus: %s served from the counts in %s", settings.path, directory)
     return metrics
@@ -196,6 +200,39 @@ def _patch_worker_pop(odoo, metrics):
 
     worker_pop._stateless_observed = True
     server_cls.worker_pop = worker_pop
+
+
+def recycle_reason(worker, config, ppid):
+    """Why Odoo's ``Worker.check_limits`` just ended ``worker`` (its checks, in its
+    order): its parent changed, its request count, a cron worker's age, else its memory
+    (``limit_memory_soft``, the one check left)."""
+    if worker.ppid != ppid:
+        return "parent"
+    if worker.request_count >= worker.request_max:
+        return "requests"
+    age_limit = config.get("limit_time_worker_cron") or 0
+    alive_time = getattr(worker, "alive_time", None)
+    if age_limit > 0 and alive_time is not None and time.monotonic() - alive_time > age_limit:
+        return "age"
+    return "memory"
+
+
+def _patch_worker_limits(odoo):
+    """A ``worker_recycle`` event when a worker's limits end it (after its request)."""
+    worker_cls = odoo.service.server.Worker
+    original = worker_cls.check_limits
+    if getattr(original, "_stateless_observed", False):
+        return
+
+    def check_limits(worker):
+        alive = worker.alive
+        original(worker)
+        if alive and not worker.alive:
+            reason = recycle_reason(worker, odoo.tools.config, os.getppid())
+            events.emit("worker_recycle", reason=reason)
+
+    check_limits._stateless_observed = True
+    worker_cls.check_limits = check_limits
 
 
 _cron = threading.local()

@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 
 from ..config import EnvReader
@@ -225,6 +226,43 @@ class PrometheusMetrics:
             ["what"],
             registry=registry,
         )
+        self.migration_running = Gauge(
+            "odoo_attachment_migration_running",
+            "Attachment migrations running in live processes",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.migration_progress = Gauge(
+            "odoo_attachment_migration_progress_timestamp_seconds",
+            "When a running attachment migration last started or committed a batch",
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.gc_runs = Counter(
+            "odoo_attachment_gc_runs",
+            "Garbage collections of attachment objects by scope and outcome",
+            ["scope", "outcome"],
+            registry=registry,
+        )
+        self.gc_objects = Counter(
+            "odoo_attachment_gc_objects",
+            "Objects the garbage collection deleted, kept (referenced) or left (busy)",
+            ["what"],
+            registry=registry,
+        )
+        self.gc_success = Gauge(
+            "odoo_attachment_gc_last_success_timestamp_seconds",
+            "When a garbage collection of the scope last ended without an error",
+            ["scope"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.worker_recycles = Counter(
+            "odoo_worker_recycles",
+            "Workers Odoo ended after a request, by reason (memory: limit_memory_soft)",
+            ["reason"],
+            registry=registry,
+        )
 
     # -- counting -----------------------------------------------------------------------
 
@@ -256,6 +294,15 @@ class PrometheusMetrics:
             self._cache[key] = children
         return children
 
+    def _child(self, metric, *labels):
+        """``metric.labels(*labels)``, made once per metric and label values (``labels()``
+        takes a lock and validates its arguments: not on every event)."""
+        key = (id(metric), labels)
+        child = self._cache.get(key)
+        if child is None:
+            child = self._cache[key] = metric.labels(*labels)
+        return child
+
     def on_request(self, info):
         """observe listener."""
         if not self.writable:
@@ -278,12 +325,14 @@ class PrometheusMetrics:
             return
         if event == "store":
             outcome = "ok" if fields["ok"] else "error"
-            self.store_ops.labels(fields["kind"], fields["op"], outcome).inc()
-            self.store_duration.labels(fields["kind"], fields["op"]).observe(fields["seconds"])
+            self._child(self.store_ops, fields["kind"], fields["op"], outcome).inc()
+            self._child(self.store_duration, fields["kind"], fields["op"]).observe(
+                fields["seconds"]
+            )
         elif event == "session":
             op = fields["op"].replace(" ", "_")
-            self.session_ops.labels(op, "ok" if fields["ok"] else "error").inc()
-            self.session_duration.labels(op).observe(fields["seconds"])
+            self._child(self.session_ops, op, "ok" if fields["ok"] else "error").inc()
+            self._child(self.session_duration, op).observe(fields["seconds"])
         elif event == "cron":
             self.cron_runs.labels("ok" if fields["ok"] else "failed").inc()
             self.cron_duration.observe(fields["seconds"])
@@ -291,6 +340,19 @@ class PrometheusMetrics:
             for what in ("moved", "bytes", "skipped"):
                 if fields.get(what):
                     self.migration.labels(what).inc(fields[what])
+            self.migration_progress.set(time.time())
+        elif event == "migration_run":
+            self.migration_running.set(1 if fields["running"] else 0)
+            self.migration_progress.set(time.time())
+        elif event == "collection":
+            self.gc_runs.labels(fields["scope"], fields["outcome"]).inc()
+            for what in ("deleted", "kept", "busy"):
+                if fields.get(what):
+                    self.gc_objects.labels(what).inc(fields[what])
+            if fields["outcome"] == "ok":
+                self.gc_success.labels(fields["scope"]).set(time.time())
+        elif event == "worker_recycle":
+            self.worker_recycles.labels(fields["reason"]).inc()
 
     def mark_dead(self, pid):
         """A process Odoo reaped: its live gauges go (its counts stay in the totals)."""

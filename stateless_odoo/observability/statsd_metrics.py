@@ -121,6 +121,8 @@ class StatsdSink:
         self.store_name = f"store.{suffix}"
         self.session_name = f"session.{suffix}"
         self.migration_name = f"attachment.migration.{suffix}"
+        self.gc_name = f"attachment.gc.{suffix}"
+        self.recycle_name = f"worker.{suffix}.recycled"
 
     def _make_client(self):
         import statsd
@@ -211,6 +213,14 @@ class StatsdSink:
                 for key in ("moved", "bytes", "skipped"):
                     if fields.get(key):
                         pipe.incr(f"{self.migration_name}.{key}", fields[key])
+        elif event == "collection":
+            with client.pipeline() as pipe:
+                pipe.incr(f"{self.gc_name}.{fields['scope']}.{fields['outcome']}")
+                for key in ("deleted", "kept", "busy"):
+                    if fields.get(key):
+                        pipe.incr(f"{self.gc_name}.objects.{key}", fields[key])
+        elif event == "worker_recycle":
+            client.incr(f"{self.recycle_name}.{name_part(fields['reason'])}")
 
     def _timed(self, client, name, fields, failed="errors"):
         info = observe.current()

@@ -11,10 +11,12 @@ login (and the web client page, its assets, a cached static file); attachments (
 image kept in the database, a large PDF in the store); downloads through both processes;
 the install of a module that writes files while it is installed; a restart of one
 process while the user works; the other killed in the middle of a request; a device
-revoked; metrics (statsd, Prometheus) and JSON logs. Each step prints PASS or FAIL and
-what it saw. Then the proof: no filestore file and no session file in any data dir;
-every attachment's object exists and matches its checksum; the replica served reads;
-no session id in any log. Ends with ``e2e: N passed, N failed``; exit 1 on any failure.
+revoked; metrics (statsd, Prometheus), the Grafana dashboard's queries on a real
+Prometheus server that scraped both processes all day (``prometheus.py``), and JSON logs.
+Each step prints PASS or FAIL and what it saw. Then the proof: no filestore file and no
+session file in any data dir; every attachment's object exists and matches its
+checksum; the replica served reads; no session id in any log. Ends with ``e2e: N
+passed, N failed``; exit 1 on any failure.
 
 Skips (exit 0, saying so loudly) when there is no Odoo 18 on the machine or when it
 cannot run the replica (not root, Debian packages missing).
@@ -46,6 +48,7 @@ if __package__ in (None, ""):  # run as a file: import the package of this check
 from stateless_odoo.attachments.stores import AttachmentStores, is_object_url
 from stateless_odoo.testing import ws_close_code, ws_open, ws_send
 
+from .prometheus import PrometheusServer
 from .stack import ADMIN, Stack, StackError, Unavailable
 
 TIMEOUT = 60
@@ -132,8 +135,9 @@ def sha1(data):
 class Day:
     """The scenario's state and steps; ``run()`` plays them in order."""
 
-    def __init__(self, stack):
+    def __init__(self, stack, prometheus=None):
         self.stack = stack
+        self.prometheus = prometheus  # a PrometheusServer scraping the processes all day
         self.results = []  # (name, ok, detail)
         self.proof = []  # lines of the proof
         self.users = {}
@@ -574,6 +578,11 @@ class Day:
             " /metrics and /web/health/deep not served through nginx (404)"
         )
 
+    def prometheus_dashboard(self):
+        """Both processes up in a real Prometheus, every query of the Grafana dashboard
+        answered from what it scraped during the day, the alert rules quiet."""
+        return self.prometheus.check_dashboard()
+
     def json_logs(self):
         desk = self.users["desk"]
         response = desk.http.post(
@@ -702,6 +711,8 @@ class Day:
         self.step("kill the other process in the middle of a request", self.kill_mid_request)
         self.step("revoke a device", self.revoke_device)
         self.step("metrics: statsd and Prometheus", self.metrics)
+        self.step("Prometheus server: targets up, Grafana queries, alert rules",
+                  self.prometheus_dashboard)  # fmt: skip
         self.step("JSON logs with the request id", self.json_logs)
         self.step("proof: nothing on local disk", self.prove_no_local_state)
         self.step("proof: every object matches its checksum", self.prove_objects)
@@ -723,11 +734,11 @@ def main(argv=None):
     started = time.monotonic()
     print(f"e2e: scenario in {workdir}", flush=True)
     try:
-        with Stack(workdir, keep=args.keep) as stack:
+        with Stack(workdir, keep=args.keep) as stack, PrometheusServer(stack) as prometheus:
             print(f"e2e: Odoo {stack.odoo_version} from {stack.odoo_root}; database"
                   f" {stack.db}; bucket {stack.container}; up in"
                   f" {time.monotonic() - started:.0f} s", flush=True)  # fmt: skip
-            day = Day(stack)
+            day = Day(stack, prometheus)
             day.run()
     except Unavailable as exc:
         banner(f"E2E SCENARIO SKIPPED: {exc}")

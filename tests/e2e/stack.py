@@ -5,10 +5,11 @@
 
 - the services harness (``scripts/services.sh``: Redis, Swift with its S3 API) and a
   streaming PostgreSQL replica of the machine's cluster (``scripts/e2e.sh``);
-- a database made as a hosting team makes one: ``odoo -i cloud_platform,attachment_s3
-  --stop-after-init`` (its own throwaway data dir), then anthem's
-  ``cloud_platform.songs::install_exoscale`` (location ``s3`` for the environment, the
-  files written during the install migrated to the store);
+- a database made as a hosting team makes one: ``odoo -i
+  cloud_platform,monitoring_prometheus,attachment_s3 --stop-after-init`` (its own
+  throwaway data dir), then anthem's ``cloud_platform.songs::install_exoscale``
+  (location ``s3`` for the environment, the files written during the install migrated
+  to the store);
 - ``processes`` Odoo 18 servers in prefork mode (``workers`` each, one cron thread),
   the suite in ``--load``, ``--proxy-mode``, each with its own empty data dir, all on
   the same database through the primary and the replica (``--db_replica_host`` /
@@ -69,7 +70,7 @@ nginx = _load("e2e_nginx", ROOT / "scripts" / "e2e" / "nginx.py")
 #: first, so that the lines the other addons log while they load are JSON already
 SERVER_WIDE = "base,web,logging_json,session_redis,monitoring_statsd,monitoring_prometheus"
 #: installed in the stateless database (the store addon per kind is added)
-INSTALL = "cloud_platform"
+INSTALL = "cloud_platform,monitoring_prometheus"  # installed: it counts the cron runs
 STORE_ADDON = {"s3": "attachment_s3", "swift": "attachment_swift"}
 SONG = {"s3": "install_exoscale", "swift": "install_ovh"}
 ADMIN = ("admin", "admin")  # Odoo's own default when a database is made with -i
