@@ -23,18 +23,22 @@ C client threads log in, then loop for S seconds over a mix: 40 % JSON-RPC
 order of the runs; the table shows each run's requests/s, p50 and p95 (the median over
 rounds), the p95 of each kind, and the CPU milliseconds per request of the Odoo process
 (its workers included), of nginx, and, apart, of the store (Swift, memcached), Redis and
-PostgreSQL (both clusters). ``--per-kind`` adds one run per kind for rows 1 and 6 (the
+PostgreSQL (both clusters), and how busy each CPU was. ``--pin`` puts the Odoo process
+under test alone on one CPU and everything else (nginx, the services, the clients) on the
+other: one application server's capacity, with its services elsewhere, as in production.
+``--per-kind`` adds one run per kind for rows 1 and 6 (the
 worker's CPU per download, per page...). ``--both`` adds the two stateless processes
 sharing state against the two local ones. Runs as root (the replica), with an Odoo 18
 found as the tier finds it.
 
     ./dev bench e2e [--seconds 15] [--clients 8] [--rounds 2] [--mix rpc=40,page=10,...]
-                    [--per-kind] [--both]
+                    [--per-kind] [--profile] [--pin] [--both]
 """
 
 import argparse
 import base64
 import collections
+import contextlib
 import os
 import random
 import re
@@ -213,13 +217,9 @@ def _group_of(comm, args, nginx_prefix):
     return None
 
 
-def cpu_seconds(target):
-    """CPU seconds used so far by each of :data:`GROUPS` serving ``target`` (reaped
-    children included: PostgreSQL's backends, Odoo's recycled workers)."""
-    totals = dict.fromkeys(GROUPS, 0.0)
-    totals["odoo"] = sum(common.tree_cpu(p.pid) for p in target.processes() if p.pid)
-    prefix = str(target.stack.nginx_prefix)
-    table = {}  # pid: (parent, comm, args, ticks)
+def _processes():
+    """{pid: (parent, comm, args, ticks)} of every process, from /proc."""
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -233,19 +233,82 @@ def cpu_seconds(target):
         fields = rest.split()
         comm = head.partition(b"(")[2].decode(errors="replace")
         table[int(entry)] = (int(fields[1]), comm, args, sum(int(v) for v in fields[11:15]))
+    return table
+
+
+def _groups(table, target):
+    """{pid: group} of the servers of :data:`GROUPS` but Odoo serving ``target``."""
+    prefix = str(target.stack.nginx_prefix)
     masters = {pid for pid, (_p, comm, args, _t) in table.items() if
                _group_of(comm, args, prefix) == "nginx"}  # fmt: skip
-    for _pid, (parent, comm, args, ticks) in table.items():
+    found = {}
+    for pid, (parent, comm, args, _ticks) in table.items():
         group = "nginx" if parent in masters else _group_of(comm, args, prefix)
         if group:
-            totals[group] += ticks / common.TICK
+            found[pid] = group
+    return found
+
+
+def cpu_seconds(target):
+    """CPU seconds used so far by each of :data:`GROUPS` serving ``target`` (reaped
+    children included: PostgreSQL's backends, Odoo's recycled workers)."""
+    totals = dict.fromkeys(GROUPS, 0.0)
+    totals["odoo"] = sum(common.tree_cpu(p.pid) for p in target.processes() if p.pid)
+    table = _processes()
+    for pid, group in _groups(table, target).items():
+        totals[group] += table[pid][3] / common.TICK
     return totals
 
 
-def run(target, seconds, clients, mix, warmup=3.0, profile=None):
+#: --pin: the Odoo process under test alone on one CPU, everything else on the other
+ODOO_CPU, OTHER_CPU = 0, 1
+
+
+def pin(target):
+    """Put every task of the routed Odoo processes (master, workers, the gevent and
+    cron processes; workers forked later inherit it) on :data:`ODOO_CPU`, and nginx,
+    the store, Redis, PostgreSQL and this benchmark (its client threads) on
+    :data:`OTHER_CPU`: what one application server can serve when the services run
+    elsewhere, as in production."""
+    table = _processes()
+    roots = {p.pid for p in target.processes() if p.pid}
+
+    def in_odoo(pid):
+        while pid not in (0, 1) and pid in table:
+            if pid in roots:
+                return True
+            pid = table[pid][0]
+        return False
+
+    chosen = {pid: {OTHER_CPU} for pid in _groups(table, target)}
+    chosen.update({pid: {ODOO_CPU} for pid in table if in_odoo(pid)})
+    chosen[os.getpid()] = {OTHER_CPU}
+    for pid, cpus in chosen.items():
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task), cpus)
+
+
+def cpu_busy():
+    """Busy and total ticks of each CPU so far (/proc/stat)."""
+    busy = {}
+    with open("/proc/stat") as handle:
+        for line in handle:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                ticks = [int(v) for v in values]
+                idle = ticks[3] + ticks[4]  # idle, iowait
+                busy[int(name[3:])] = (sum(ticks) - idle, sum(ticks))
+    return busy
+
+
+def run(target, seconds, clients, mix, warmup=3.0, profile=None, pinned=False):
     """One run; ``profile``: a file where py-spy writes the samples of the routed
-    processes (workers included) over the measured seconds."""
+    processes (workers included) over the measured seconds; ``pinned``: see :func:`pin`."""
     target.configure()
+    if pinned:
+        pin(target)
     samples = []
     start = time.monotonic()
     threads = [
@@ -258,7 +321,7 @@ def run(target, seconds, clients, mix, warmup=3.0, profile=None):
     for thread in threads:
         thread.start()
     time.sleep(warmup)
-    before = cpu_seconds(target)
+    before, busy_before = cpu_seconds(target), cpu_busy()
     spy = None
     if profile:
         spy = subprocess.Popen(
@@ -270,7 +333,7 @@ def run(target, seconds, clients, mix, warmup=3.0, profile=None):
         )  # fmt: skip
     for thread in threads:
         thread.join()
-    after = cpu_seconds(target)
+    after, busy_after = cpu_seconds(target), cpu_busy()
     if spy:
         spy.wait(60)
     latencies = sorted(s[1] for s in samples if s[2])
@@ -289,6 +352,13 @@ def run(target, seconds, clients, mix, warmup=3.0, profile=None):
         # the client threads stop within a request of the deadline: the CPU of those
         # last requests is counted, so is the request
         "cpu": {g: (after[g] - before[g]) / count for g in GROUPS},
+        # how busy each CPU was: with --pin, a saturated other CPU means the services,
+        # not the Odoo process, limited the run
+        "busy": {
+            cpu: (busy_after[cpu][0] - busy_before[cpu][0])
+            / max(busy_after[cpu][1] - busy_before[cpu][1], 1)
+            for cpu in busy_after
+        },
     }
 
 
@@ -366,6 +436,11 @@ def main():
         " worker's time in the suite's code, and where",
     )  # fmt: skip
     parser.add_argument(
+        "--pin", action="store_true",
+        help=f"the Odoo process under test alone on CPU {ODOO_CPU}, the services and the"
+        f" clients on CPU {OTHER_CPU}: one application server's capacity",
+    )  # fmt: skip
+    parser.add_argument(
         "--both", action="store_true",
         help="also the two stateless processes sharing state, and odoo2 of plain Odoo",
     )  # fmt: skip
@@ -386,19 +461,20 @@ def main():
             for round_ in range(args.rounds):
                 order = runs if round_ % 2 == 0 else list(reversed(runs))
                 for target, mix in order:
-                    result = run(target, args.seconds, args.clients, mix)
+                    result = run(target, args.seconds, args.clients, mix, pinned=args.pin)
                     results.setdefault(row_label(target, mix, args.mix), []).append(result)
                     print(
                         f"round {round_ + 1}: {row_label(target, mix, args.mix)}:"
                         f" {result['rps']:.1f} req/s, p95 {result['p95'] * 1000:.0f} ms,"
                         f" odoo {result['cpu']['odoo'] * 1000:.1f} ms CPU/request,"
-                        f" {result['errors']} errors",
+                        f" {result['errors']} errors, CPUs busy "
+                        + "/".join(f"{v * 100:.0f}%" for _c, v in sorted(result["busy"].items())),
                         flush=True,
                     )
             if args.profile:  # one more run of the suite, sampled (not in the table)
                 profiled = workdir / "suite.pyspy"
                 (suite,) = [t for t in targets if t.label == SUITE]
-                run(suite, args.seconds, args.clients, args.mix, profile=profiled)
+                run(suite, args.seconds, args.clients, args.mix, profile=profiled, pinned=args.pin)
     except Unavailable as exc:
         print(f"bench e2e: SKIPPED: {exc}")
         return 0
@@ -423,18 +499,23 @@ def report(results, args):
         f"\nThrough nginx, one Odoo process (--workers 2), {args.clients} clients,"
         f" {args.seconds:.0f} s per run, median of {args.rounds} rounds (mix: "
         + ", ".join(f"{kind} {weight}" for kind, weight in args.mix if weight)
-        + "); CPU in ms per request\n"
-    )
+        + "); CPU in ms per request"
+        + (f"; pinned: the Odoo process on CPU {ODOO_CPU}, the rest on CPU {OTHER_CPU}"
+           if args.pin else "")
+        + "\n"
+    )  # fmt: skip
     used = [kind for kind, weight in args.mix if weight]
     width = max(len(label) for label in results) + 1
     print(
         f"{'setup':<{width}} {'req/s':>6} {'p50':>5} {'p95':>5} {'err':>4}  "
         + " ".join(f"{'p95 ' + k:>12}" for k in used)
-        + "  " + " ".join(f"{g:>8}" for g in GROUPS)
+        + "  " + " ".join(f"{g:>8}" for g in GROUPS) + "  CPUs busy"
     )  # fmt: skip
     for label in results:
         kinds = " ".join(f"{median(label, 'kinds', k) * 1000:>12.0f}" for k in used)
         cpu = " ".join(f"{median(label, 'cpu', g) * 1000:>8.2f}" for g in GROUPS)
+        cpus = sorted(results[label][0]["busy"])
+        cpu += "  " + "/".join(f"{median(label, 'busy', c) * 100:.0f}%" for c in cpus)
         print(
             f"{label:<{width}} {median(label, 'rps'):>6.1f} {median(label, 'p50') * 1000:>5.0f}"
             f" {median(label, 'p95') * 1000:>5.0f} {sum(r['errors'] for r in results[label]):>4}"
