@@ -23,22 +23,18 @@ C client threads log in, then loop for S seconds over a mix: 40 % JSON-RPC
 order of the runs; the table shows each run's requests/s, p50 and p95 (the median over
 rounds), the p95 of each kind, and the CPU milliseconds per request of the Odoo process
 (its workers included), of nginx, and, apart, of the store (Swift, memcached), Redis and
-PostgreSQL (both clusters), and how busy each CPU was. ``--pin`` puts the Odoo process
-under test alone on one CPU and everything else (nginx, the services, the clients) on the
-other: one application server's capacity, with its services elsewhere, as in production.
-``--per-kind`` adds one run per kind for rows 1 and 6 (the
-worker's CPU per download, per page...). ``--both`` adds the two stateless processes
-sharing state against the two local ones. Runs as root (the replica), with an Odoo 18
-found as the tier finds it.
+PostgreSQL (both clusters), and how busy each CPU was. ``--per-kind`` adds one run per
+kind for rows 1 and 6 (the worker's CPU per download, per page...). ``--both`` adds the
+two stateless processes sharing state against the two local ones. Runs as root (the
+replica), with an Odoo 18 found as the tier finds it.
 
     ./dev bench e2e [--seconds 15] [--clients 8] [--rounds 2] [--mix rpc=40,page=10,...]
-                    [--per-kind] [--profile] [--pin] [--both]
+                    [--per-kind] [--profile] [--both]
 """
 
 import argparse
 import base64
 import collections
-import contextlib
 import os
 import random
 import re
@@ -260,36 +256,6 @@ def cpu_seconds(target):
     return totals
 
 
-#: --pin: the Odoo process under test alone on one CPU, everything else on the other
-ODOO_CPU, OTHER_CPU = 0, 1
-
-
-def pin(target):
-    """Put every task of the routed Odoo processes (master, workers, the gevent and
-    cron processes; workers forked later inherit it) on :data:`ODOO_CPU`, and nginx,
-    the store, Redis, PostgreSQL and this benchmark (its client threads) on
-    :data:`OTHER_CPU`: what one application server can serve when the services run
-    elsewhere, as in production."""
-    table = _processes()
-    roots = {p.pid for p in target.processes() if p.pid}
-
-    def in_odoo(pid):
-        while pid not in (0, 1) and pid in table:
-            if pid in roots:
-                return True
-            pid = table[pid][0]
-        return False
-
-    chosen = {pid: {OTHER_CPU} for pid in _groups(table, target)}
-    chosen.update({pid: {ODOO_CPU} for pid in table if in_odoo(pid)})
-    chosen[os.getpid()] = {OTHER_CPU}
-    for pid, cpus in chosen.items():
-        with contextlib.suppress(OSError):
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with contextlib.suppress(OSError):
-                    os.sched_setaffinity(int(task), cpus)
-
-
 def cpu_busy():
     """Busy and total ticks of each CPU so far (/proc/stat)."""
     busy = {}
@@ -303,12 +269,10 @@ def cpu_busy():
     return busy
 
 
-def run(target, seconds, clients, mix, warmup=3.0, profile=None, pinned=False):
+def run(target, seconds, clients, mix, warmup=3.0, profile=None):
     """One run; ``profile``: a file where py-spy writes the samples of the routed
-    processes (workers included) over the measured seconds; ``pinned``: see :func:`pin`."""
+    processes (workers included) over the measured seconds."""
     target.configure()
-    if pinned:
-        pin(target)
     samples = []
     start = time.monotonic()
     threads = [
@@ -352,8 +316,8 @@ def run(target, seconds, clients, mix, warmup=3.0, profile=None, pinned=False):
         # the client threads stop within a request of the deadline: the CPU of those
         # last requests is counted, so is the request
         "cpu": {g: (after[g] - before[g]) / count for g in GROUPS},
-        # how busy each CPU was: with --pin, a saturated other CPU means the services,
-        # not the Odoo process, limited the run
+        # how busy each CPU was: a run that did not saturate them was limited by its
+        # clients or by waits, not by the CPU
         "busy": {
             cpu: (busy_after[cpu][0] - busy_before[cpu][0])
             / max(busy_after[cpu][1] - busy_before[cpu][1], 1)
@@ -436,11 +400,6 @@ def main():
         " worker's time in the suite's code, and where",
     )  # fmt: skip
     parser.add_argument(
-        "--pin", action="store_true",
-        help=f"the Odoo process under test alone on CPU {ODOO_CPU}, the services and the"
-        f" clients on CPU {OTHER_CPU}: one application server's capacity",
-    )  # fmt: skip
-    parser.add_argument(
         "--both", action="store_true",
         help="also the two stateless processes sharing state, and odoo2 of plain Odoo",
     )  # fmt: skip
@@ -461,7 +420,7 @@ def main():
             for round_ in range(args.rounds):
                 order = runs if round_ % 2 == 0 else list(reversed(runs))
                 for target, mix in order:
-                    result = run(target, args.seconds, args.clients, mix, pinned=args.pin)
+                    result = run(target, args.seconds, args.clients, mix)
                     results.setdefault(row_label(target, mix, args.mix), []).append(result)
                     print(
                         f"round {round_ + 1}: {row_label(target, mix, args.mix)}:"
@@ -474,7 +433,7 @@ def main():
             if args.profile:  # one more run of the suite, sampled (not in the table)
                 profiled = workdir / "suite.pyspy"
                 (suite,) = [t for t in targets if t.label == SUITE]
-                run(suite, args.seconds, args.clients, args.mix, profile=profiled, pinned=args.pin)
+                run(suite, args.seconds, args.clients, args.mix, profile=profiled)
     except Unavailable as exc:
         print(f"bench e2e: SKIPPED: {exc}")
         return 0
@@ -500,8 +459,6 @@ def report(results, args):
         f" {args.seconds:.0f} s per run, median of {args.rounds} rounds (mix: "
         + ", ".join(f"{kind} {weight}" for kind, weight in args.mix if weight)
         + "); CPU in ms per request"
-        + (f"; pinned: the Odoo process on CPU {ODOO_CPU}, the rest on CPU {OTHER_CPU}"
-           if args.pin else "")
         + "\n"
     )  # fmt: skip
     used = [kind for kind, weight in args.mix if weight]

@@ -106,3 +106,26 @@ def test_dev_up_starts_a_stateless_platform_a_person_can_use(odoo_source, tmp_pa
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db])
             assert cursor.fetchone() is None
+
+
+def test_dev_up_without_odoo_says_what_to_give_and_keeps_the_services(tmp_path):
+    """No Odoo to run the platform on (here: ODOO_PYTHON names an interpreter without
+    Odoo): ``./dev up`` says why and how to give one, exits 0, the services run."""
+    if os.geteuid() != 0:
+        pytest.skip("./dev up installs Debian packages: run as root")
+    env = {
+        **os.environ,
+        "ODOO_PYTHON": sys.executable,  # this venv's: no Odoo in it
+        "STATELESS_PLATFORM_DIR": str(tmp_path / "platform"),
+    }
+    env.pop("ODOO_SOURCE", None)
+    out = dev("up", env=env, timeout=900)
+    assert "no Odoo 18 was found to start the platform on" in out, out
+    assert f"ODOO_PYTHON={sys.executable!r} cannot import odoo" in out, out
+    assert "ODOO_SOURCE=/path/to/odoo-18.0-source ./dev up" in out, out
+    assert "The stateless platform runs" not in out, out
+    status = subprocess.run(
+        [str(ROOT / "scripts" / "services.sh"), "status"], capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert "redis" in status.stdout and "running" in status.stdout, status.stdout
