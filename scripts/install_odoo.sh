@@ -6,7 +6,7 @@
 #   scripts/install_odoo.sh SOURCE
 #
 # SOURCE is a directory holding Odoo 18's source (setup.py, odoo/release.py) or a git URL,
-# cloned shallow (branch ODOO_BRANCH, default 18.0) into .odoo/src. The venv is
+# cloned shallow (branch ODOO_BRANCH, default 18.0) into src/ beside the venv. The venv is
 # ${STATELESS_ODOO_VENV:-.odoo/venv}; a second run with the same source and requirements
 # does nothing. Prints the venv's python on its last line.
 # Exit status: 0, 1 on an error, 3 when a Debian package is missing and cannot be installed.
@@ -15,7 +15,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 HARNESS=install_odoo.sh
-STATE=$ROOT/.odoo
+venv=${STATELESS_ODOO_VENV:-$ROOT/.odoo/venv}
+STATE=$(dirname "$venv")  # the clone, the constraints and apt's log go beside the venv
 ENV_FILE=/dev/null
 # shellcheck source=scripts/harness.sh
 source "$HERE/harness.sh"
@@ -23,7 +24,6 @@ die_packages() { echo "install_odoo.sh: $*" >&2; exit 3; }
 
 source=${1:-}
 [[ -n $source ]] || die "usage: scripts/install_odoo.sh SOURCE (a directory or a git URL)"
-venv=${STATELESS_ODOO_VENV:-$STATE/venv}
 mkdir -p "$STATE"
 
 if [[ ! -d $source ]]; then

@@ -129,3 +129,39 @@ def test_dev_up_without_odoo_says_what_to_give_and_keeps_the_services(tmp_path):
         check=False,
     )  # fmt: skip
     assert "redis" in status.stdout and "running" in status.stdout, status.stdout
+
+
+def git(*args, cwd):
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.mark.parametrize(
+    ("release", "refused"),
+    [
+        (None, "does not hold Odoo's source"),
+        ("version_info = (17, 0, 0, 'final', 0, '')\n", "is Odoo 17, not 18"),
+    ],
+)
+def test_an_odoo_source_url_is_cloned_then_checked(tmp_path, release, refused):
+    """``ODOO_SOURCE`` as a git URL: cloned (shallow, branch ``ODOO_BRANCH``) beside the
+    venv, then refused with a message when it is not Odoo 18's source (a real clone of a
+    small repository: the machine need not reach Odoo's)."""
+    repo = tmp_path / "repo"
+    (repo / "odoo").mkdir(parents=True)
+    (repo / "setup.py").write_text("")
+    (repo / "requirements.txt").write_text("")
+    if release:
+        (repo / "odoo" / "release.py").write_text(release)
+    git("init", "--quiet", "--initial-branch=18.0", cwd=repo)
+    git("add", ".", cwd=repo)
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "x", cwd=repo)
+    venv = tmp_path / "odoo" / "venv"
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "install_odoo.sh"), f"file://{repo}"],
+        env={**os.environ, "STATELESS_ODOO_VENV": str(venv), "ODOO_BRANCH": "18.0"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done
+    assert refused in done.stderr, done.stderr
+    assert (tmp_path / "odoo" / "src" / "setup.py").is_file()  # the clone, beside the venv
+    assert not venv.exists()
