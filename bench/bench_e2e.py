@@ -50,7 +50,7 @@ from pathlib import Path
 import common  # puts this checkout first on the import path: its tests/
 
 from tests.e2e.scenario import User, png
-from tests.e2e.stack import ADMIN, Stack, Unavailable
+from tests.e2e.stack import ADMIN, Stack, Unavailable, free_port
 
 MIX = (("rpc", 40), ("page", 10), ("download", 25), ("image", 25))
 KINDS = [kind for kind, _weight in MIX]
@@ -198,7 +198,7 @@ def client(target, deadline, warmup_end, samples, seed, mix):
 
 
 #: the servers apart from the Odoo process, by what /proc says of them
-GROUPS = ("odoo", "nginx", "store", "redis", "postgres")
+GROUPS = ("odoo", "nginx", "store", "redis", "postgres", "statsd")
 
 
 def _group_of(comm, args, nginx_prefix):
@@ -210,6 +210,8 @@ def _group_of(comm, args, nginx_prefix):
         return "redis"
     if comm == "postgres":
         return "postgres"
+    if "statsd-sink" in args:
+        return "statsd"
     return None
 
 
@@ -405,9 +407,17 @@ def main():
     )  # fmt: skip
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="stateless-bench-e2e-"))
+    # statsd's packets to a process of its own, as to a host's statsd agent (not to a
+    # thread of this benchmark, whose client threads it would slow down)
+    sink_port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, str(common.ROOT / "scripts" / "local_platform.py"), "statsd-sink",
+         str(sink_port), os.devnull],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         with (
-            Stack(workdir / "stateless") as stateless,
+            Stack(workdir / "stateless", statsd_port=sink_port) as stateless,
             Stack(workdir / "local", stateless=False, processes=2 if args.both else 1) as local,
             Stack(workdir / "modules", stateless=False, processes=1, modules=SUITE_ADDONS) as mods,
         ):
@@ -437,6 +447,9 @@ def main():
     except Unavailable as exc:
         print(f"bench e2e: SKIPPED: {exc}")
         return 0
+    finally:
+        sink.kill()
+        sink.wait()
     report(results, args)
     if args.profile:
         report_profile(profiled)
