@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from stateless_odoo import testing  # noqa: E402
 from stateless_odoo.testing import free_port  # noqa: E402
 from stateless_odoo.testing.pg import PgCursor  # noqa: E402
 
@@ -81,12 +82,10 @@ def empty(store):
 
 
 def remove_container(store):
-    """Empty ``store``'s container, then delete it."""
+    """Empty ``store``'s container (in parallel: benchmarks leave many objects), then
+    delete it."""
     empty(store)
-    if store.scheme == "s3":
-        store.client.delete_bucket(Bucket=store.container)
-    else:
-        store.connection.delete_container(store.container)
+    testing.remove_container(store)  # nothing left to list: deletes the container
 
 
 # -- real Odoo 18 servers -----------------------------------------------------------------

@@ -39,22 +39,6 @@ STATE = STATE_DIR / "platform.json"
 DB = os.environ.get("STATELESS_PLATFORM_DB", "stateless")
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return Path(f"/proc/{pid}").exists() and "Z" not in _state_of(pid)
-
-
-def _state_of(pid):
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return ""
-
-
 def load():
     with contextlib.suppress(FileNotFoundError, ValueError):
         return json.loads(STATE.read_text())
@@ -62,7 +46,7 @@ def load():
 
 
 def running(state):
-    return bool(state) and all(_alive(pid) for pid in state["pids"].values())
+    return bool(state) and all(e2e.nginx.alive(pid) for pid in state["pids"].values())
 
 
 def statsd_sink(port, path):
@@ -91,7 +75,7 @@ def _stop_group(pid, timeout=30):
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while e2e.nginx.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
@@ -187,9 +171,7 @@ def down(quiet=False):
         capture_output=True, check=False,
     )  # fmt: skip
     with contextlib.suppress(Exception):  # the services may be stopped already
-        store = e2e.build_store(state["kind"], state["env"], db_name=state["db"])
-        store.delete_many([info.key for info in store.list()])
-        store.client.delete_bucket(Bucket=store.container)
+        e2e.remove_container(e2e.build_store(state["kind"], state["env"], db_name=state["db"]))
     STATE.unlink()
     if not quiet:
         print(f"platform: stopped; database {state['db']} and bucket {state['container']} dropped")

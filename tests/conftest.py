@@ -72,14 +72,10 @@ def swift_environ(services, container, **extra):
 
 def _empty_and_drop(store):
     """Remove a test container, whatever is left in it."""
-    from stateless_odoo.storage.s3 import S3Store
+    from stateless_odoo.testing import remove_container
 
     with contextlib.suppress(Exception):
-        store.delete_many([info.key for info in store.list()])
-        if isinstance(store, S3Store):
-            store.client.delete_bucket(Bucket=store.container)
-        else:
-            store.connection.delete_container(store.container)
+        remove_container(store)
 
 
 def make_store(kind, services, container=None, **extra):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import tomllib
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = sorted(ROOT.glob("*/__manifest__.py"))
@@ -69,7 +71,8 @@ PART_MODULES = {
 
 
 def requirement_name(spec):
-    return re.split(r"[\[=<>!~; ]", spec, maxsplit=1)[0].lower().replace("_", "-")
+    """A requirement's (or a wheel file name's) distribution name, normalized."""
+    return canonicalize_name(Requirement(spec).name)
 
 
 def wheel_requirements(wheel):

@@ -180,3 +180,17 @@ def pot_differences(env, addon):
         f" --i18n-export={addon}/i18n/{addon}.pot --stop-after-init` (or copy this"
         f" export):\n{exported}"
     )
+
+
+class TranslationTemplateMixin:
+    """The test that ``i18n/<addon>.pot`` holds the terms Odoo exports; a test class of
+    an addon with translatable text mixes it in and names its ``addon``."""
+
+    addon = None
+    #: Odoo's loader takes only a class's own test methods unless told
+    allow_inherited_tests_method = True
+
+    def test_the_pot_file_is_odoos_export(self):
+        differences = pot_differences(self.env, self.addon)
+        if differences:
+            self.fail(differences)

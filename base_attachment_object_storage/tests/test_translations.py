@@ -1,12 +1,8 @@
 from odoo.tests import TransactionCase, tagged
 
-from .common import pot_differences
+from .common import TranslationTemplateMixin
 
 
 @tagged("post_install", "-at_install")
-class TestTranslationTemplate(TransactionCase):
-    def test_the_pot_file_is_odoos_export(self):
-        """i18n/base_attachment_object_storage.pot holds the terms Odoo exports."""
-        differences = pot_differences(self.env, "base_attachment_object_storage")
-        if differences:
-            self.fail(differences)
+class TestTranslationTemplate(TranslationTemplateMixin, TransactionCase):
+    addon = "base_attachment_object_storage"

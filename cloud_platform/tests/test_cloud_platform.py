@@ -307,11 +307,7 @@ class TestPlatformProcesses(testing.RealServicesMixin, BaseCase):
         )
         for store in cls.stores:
             with contextlib.suppress(Exception):  # cleanup must not hide the result
-                store.delete_many([info.key for info in store.list()])
-                if store.kind == "s3":
-                    store.client.delete_bucket(Bucket=store.container)
-                else:
-                    store.connection.delete_container(store.container)
+                testing.remove_container(store)
         shutil.rmtree(cls.data_dir, ignore_errors=True)
         shutil.rmtree(cls.logs, ignore_errors=True)
 

@@ -176,7 +176,7 @@ def _stat(pid):
     return fields[0], int(fields[1])
 
 
-def _alive(pid):
+def alive(pid):
     """True while ``pid`` is a live process (a zombie is not)."""
     stat = _stat(pid)
     return stat is not None and stat[0] != "Z"
@@ -202,7 +202,7 @@ def running(prefix_dir):
     except (OSError, ValueError):
         return None
     # a stale pidfile (after a reboot) may name any process
-    if str(paths["prefix"]).encode() not in cmdline or not _alive(pid):
+    if str(paths["prefix"]).encode() not in cmdline or not alive(pid):
         return None
     return pid
 
@@ -259,7 +259,7 @@ def stop(prefix_dir, timeout=10):
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:  # workers first: a killed master leaves them
             for worker in _workers(pid):
                 with contextlib.suppress(OSError):

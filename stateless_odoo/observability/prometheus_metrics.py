@@ -113,7 +113,8 @@ class PrometheusMetrics:
         self.directory = directory
         self._memory_at = None
         self._pid = None
-        self._cache = {}
+        self._cache = {}  # (route type, status): the request's metrics
+        self._labelled = {}  # (metric, label values): see _child
         self.writable = os.access(directory, os.W_OK)
         if self.writable:
             try:
@@ -298,9 +299,9 @@ class PrometheusMetrics:
         """``metric.labels(*labels)``, made once per metric and label values (``labels()``
         takes a lock and validates its arguments: not on every event)."""
         key = (id(metric), labels)
-        child = self._cache.get(key)
+        child = self._labelled.get(key)
         if child is None:
-            child = self._cache[key] = metric.labels(*labels)
+            child = self._labelled[key] = metric.labels(*labels)
         return child
 
     def on_request(self, info):

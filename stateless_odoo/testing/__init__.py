@@ -310,6 +310,16 @@ def ws_close_code(sock, timeout):
         return None
 
 
+def remove_container(store):
+    """Delete every object of ``store``'s bucket or container, then the container (a
+    test's or a benchmark's, made for it)."""
+    store.delete_many([info.key for info in store.list()])
+    if store.scheme == "s3":
+        store.client.delete_bucket(Bucket=store.container)
+    else:
+        store.connection.delete_container(store.container)
+
+
 class StatsdServer:
     """A statsd server on loopback (a UDP socket drained by a thread): counts the
     packets it receives and, with ``keep``, keeps their lines."""

@@ -52,7 +52,12 @@ if str(ROOT) not in sys.path:  # run as a script: the core package of this check
     sys.path.insert(0, str(ROOT))
 
 from stateless_odoo.storage import build_store  # noqa: E402
-from stateless_odoo.testing import OdooServer, StatsdServer, free_port  # noqa: E402
+from stateless_odoo.testing import (  # noqa: E402
+    OdooServer,
+    StatsdServer,
+    free_port,
+    remove_container,
+)
 
 
 def _load(name, path):
@@ -391,8 +396,4 @@ class Stack:
             )  # fmt: skip
         if self._store is not None:
             with contextlib.suppress(Exception):
-                self._store.delete_many([info.key for info in self._store.list()])
-                if self.kind == "s3":
-                    self._store.client.delete_bucket(Bucket=self._store.container)
-                else:
-                    self._store.connection.delete_container(self._store.container)
+                remove_container(self._store)
