@@ -244,3 +244,37 @@ class EnvSettings:
             also = "; ".join(str(error) for error in others)
             raise ConfigError(first.variable, f"{first.message} (and {also})")
         return settings
+
+
+class EnvMemo:
+    """What ``parse()`` made of ``os.environ``, parsed again only when the environment
+    changed since (a variable set, changed or removed, as ``unittest.mock.patch.dict``
+    does in tests).
+
+    For settings read on every request (the attachment settings of each served file): a
+    parse is tens of microseconds, comparing the environment with the one parsed about
+    one. A parse that raises is not kept: each call raises again, with the same message.
+    """
+
+    __slots__ = ("_last", "_parse")
+
+    def __init__(self, parse):
+        self._parse = parse
+        self._last = None  # (the environment parsed, the result)
+
+    @staticmethod
+    def _environment():
+        # os.environ's own dict of encoded names and values (CPython's _Environ keeps
+        # it in step with putenv): comparing it is a dict comparison, where reading
+        # os.environ decodes each name and value
+        data = getattr(os.environ, "_data", None)
+        return data if isinstance(data, dict) else dict(os.environ)
+
+    def get(self):
+        environment = self._environment()
+        last = self._last
+        if last is not None and last[0] == environment:
+            return last[1]
+        result = self._parse()
+        self._last = (dict(environment), result)
+        return result

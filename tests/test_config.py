@@ -1,8 +1,12 @@
 """Environment variables -> typed settings: every bad value names its variable."""
 
+import os
+from unittest import mock
+
 import pytest
 
-from stateless_odoo.config import EnvReader, Secret, render_db_placeholder
+from stateless_odoo.attachments.settings import AttachmentSettings
+from stateless_odoo.config import EnvMemo, EnvReader, Secret, render_db_placeholder
 from stateless_odoo.errors import ConfigError
 from stateless_odoo.storage import build_store, parse_object_url
 from stateless_odoo.storage.s3 import S3Settings
@@ -352,3 +356,31 @@ def test_build_store_does_not_connect():
 )
 def test_parse_object_url(url, expected):
     assert parse_object_url(url) == expected
+
+
+def test_settings_read_on_every_request_are_parsed_again_only_when_the_environment_changes():
+    parses = []
+
+    def parse():
+        parses.append(1)
+        return AttachmentSettings.from_env()
+
+    memo = EnvMemo(parse)
+    with mock.patch.dict(os.environ, {"ODOO_ATTACHMENT_SERVING": "redirect"}):
+        first = memo.get()
+        assert memo.get() is first and first.serving == "redirect"
+        assert len(parses) == 1
+        os.environ["ODOO_ATTACHMENT_SERVING"] = "x-accel-redirect"
+        assert memo.get().serving == "x-accel-redirect"
+        del os.environ["ODOO_ATTACHMENT_SERVING"]
+        assert memo.get().serving == "stream"
+        os.environ["ODOO_SOMETHING_ELSE"] = "1"  # any change: parsed again, same answer
+        assert memo.get().serving == "stream"
+        assert len(parses) == 4
+        # a bad value raises on every call, naming the variable; nothing stale is kept
+        os.environ["ODOO_ATTACHMENT_SERVING"] = "sideways"
+        for _ in range(2):
+            assert error_for(memo.get).variable == "ODOO_ATTACHMENT_SERVING"
+        os.environ["ODOO_ATTACHMENT_SERVING"] = "redirect"
+        assert memo.get().serving == "redirect"
+    assert AttachmentSettings.current() == AttachmentSettings.from_env()

@@ -111,7 +111,7 @@ class IrAttachment(models.Model):
 
     @api.model
     def _object_storage_settings(self):
-        return AttachmentSettings.from_env()
+        return AttachmentSettings.current()
 
     @api.model
     def _object_storage_kind(self):

@@ -3,7 +3,7 @@
 
 from dataclasses import dataclass
 
-from ..config import EnvReader
+from ..config import EnvMemo, EnvReader
 from ..errors import ConfigError
 from .rule import KeepInDatabase
 
@@ -60,3 +60,12 @@ class AttachmentSettings:
             create_container=env.bool("ODOO_ATTACHMENT_CREATE_CONTAINER", True),
             gc_retention=env.duration("ODOO_ATTACHMENT_GC_RETENTION", DEFAULT_GC_RETENTION),
         )
+
+    @classmethod
+    def current(cls):
+        """:meth:`from_env` of ``os.environ``, parsed again only when the environment
+        changed (they are asked for on every served attachment)."""
+        return _CURRENT.get()
+
+
+_CURRENT = EnvMemo(AttachmentSettings.from_env)
