@@ -14,8 +14,9 @@ one thing:
    location still ``file``), plain ``--load``: what the installed models cost;
 4. stateless database (location ``s3``, downloads by X-Accel-Redirect: nginx streams
    the object), plain ``--load=base,web``, file sessions;
-5. + Redis sessions (``session_redis`` in ``--load``);
-6. + JSON logs, statsd, Prometheus: the suite as the scenario runs it.
+5. + the suite's server-wide addons in ``--load``, each part off (file sessions);
+6. + Redis sessions;
+7. + JSON logs, statsd, Prometheus: the suite as the scenario runs it.
 
 C client threads log in, then loop for S seconds over a mix: 40 % JSON-RPC
 (``search_read`` of 40 partners), 10 % web client page (``/odoo``), 25 % download of a
@@ -24,12 +25,15 @@ order of the runs; the table shows each run's requests/s, p50 and p95 (the media
 rounds), the p95 of each kind, and the CPU milliseconds per request of the Odoo process
 (its workers included), of nginx, and, apart, of the store (Swift, memcached), Redis and
 PostgreSQL (both clusters), and how busy each CPU was. ``--per-kind`` adds one run per
-kind for rows 1 and 6 (the worker's CPU per download, per page...). ``--both`` adds the
-two stateless processes sharing state against the two local ones. Runs as root (the
-replica), with an Odoo 18 found as the tier finds it.
+kind for rows 1 and 7 (the worker's CPU per download, per page...). ``--both`` adds the
+two stateless processes sharing state against the two local ones. ``--odoo-cpus N``
+caps the Odoo process benchmarked at N CPUs (a cgroup): an application server of that
+size, its neighbours on the rest of the machine. Each row's ratios to plain Odoo are
+the median of the rounds' ratios, with the lowest and the highest. Runs as root (the
+replica, the cgroup), with an Odoo 18 found as the tier finds it.
 
     ./dev bench e2e [--seconds 15] [--clients 8] [--rounds 2] [--mix rpc=40,page=10,...]
-                    [--per-kind] [--profile] [--both]
+                    [--per-kind] [--profile] [--both] [--odoo-cpus 0.5]
 """
 
 import argparse
@@ -103,13 +107,15 @@ def make_attachments(stack, url):
     return ids
 
 
-#: the suite's parts, switched off from the right (rows 4 and 5; row 6 is all of it)
+#: the suite's parts, switched on one at a time (rows 4 to 6; row 7 is all of it)
 NO_OBSERVABILITY = {"ODOO_LOGGING_JSON": "0", "ODOO_STATSD": "0", "ODOO_PROMETHEUS": "0"}
 LADDER = (
     # (integration requires Redis sessions: the startup checks are bypassed)
     ("stateless db, --load=base,web, file sessions",
      {**NO_OBSERVABILITY, "ODOO_SESSION_REDIS": "0", "ODOO_CLOUD_PLATFORM_UNSAFE": "1",
       "--load": "base,web"}),
+    ("+ the suite's --load, every part off",
+     {**NO_OBSERVABILITY, "ODOO_SESSION_REDIS": "0", "ODOO_CLOUD_PLATFORM_UNSAFE": "1"}),
     ("+ Redis sessions", NO_OBSERVABILITY),
     ("+ JSON logs, statsd, Prometheus: the suite", {}),
 )  # fmt: skip
@@ -171,11 +177,18 @@ def parse_mix(text):
     return tuple((kind, weights.get(kind, 0)) for kind in KINDS)
 
 
-def client(target, deadline, warmup_end, samples, seed, mix):
+def client(target, ready, clock, samples, seed, mix):
+    """One client: logs in, waits at ``ready`` (a barrier) for the others, then loops
+    until ``clock["deadline"]``, keeping the samples of requests started after
+    ``clock["warm"]`` (logging in, a slow password hash, is not part of the run)."""
     rng = random.Random(seed)
     kinds = [kind for kind, weight in mix for _ in range(weight)]
     user = User(target.stack.url, f"bench-client-{seed}")
-    user.login(target.stack.db, *ADMIN)
+    try:
+        user.login(target.stack.db, *ADMIN)
+    finally:
+        ready.wait()
+    deadline, warmup_end = clock["deadline"], clock["warm"]
     paths = {
         "page": "/odoo",
         "download": f"/web/content/{target.attachments['download']}?download=true",
@@ -271,23 +284,31 @@ def cpu_busy():
     return busy
 
 
-def run(target, seconds, clients, mix, warmup=3.0, profile=None):
+def run(target, seconds, clients, mix, warmup=3.0, profile=None, quota=None):
     """One run; ``profile``: a file where py-spy writes the samples of the routed
-    processes (workers included) over the measured seconds."""
+    processes (workers included) over the measured seconds; ``quota``: the
+    :class:`common.CpuQuota` the routed processes run in."""
     target.configure()
-    samples = []
-    start = time.monotonic()
+    if quota:
+        for process in target.processes():
+            quota.add(process.pid)
+    samples, clock = [], {}
+
+    def go():  # run by the last thread at the barrier, before any goes on
+        start = time.monotonic()
+        clock.update(warm=start + warmup, deadline=start + warmup + seconds)
+
+    ready = threading.Barrier(clients + 1, action=go)
     threads = [
-        threading.Thread(
-            target=client,
-            args=(target, start + warmup + seconds, start + warmup, samples, n, mix),
-        )
+        threading.Thread(target=client, args=(target, ready, clock, samples, n, mix))
         for n in range(clients)
     ]
     for thread in threads:
         thread.start()
+    ready.wait(600)  # every client logged in
     time.sleep(warmup)
     before, busy_before = cpu_seconds(target), cpu_busy()
+    throttled_before = quota.throttling() if quota else (0, 0)
     spy = None
     if profile:
         spy = subprocess.Popen(
@@ -300,6 +321,7 @@ def run(target, seconds, clients, mix, warmup=3.0, profile=None):
     for thread in threads:
         thread.join()
     after, busy_after = cpu_seconds(target), cpu_busy()
+    throttled_after = quota.throttling() if quota else (0, 0)
     if spy:
         spy.wait(60)
     latencies = sorted(s[1] for s in samples if s[2])
@@ -325,6 +347,10 @@ def run(target, seconds, clients, mix, warmup=3.0, profile=None):
             / max(busy_after[cpu][1] - busy_before[cpu][1], 1)
             for cpu in busy_after
         },
+        # the share of the quota's periods where the Odoo process wanted more CPU than
+        # its quota: near 100 %, it (not its neighbours) limited the run
+        "throttled": (throttled_after[0] - throttled_before[0])
+        / max(throttled_after[1] - throttled_before[1], 1),
     }
 
 
@@ -402,11 +428,18 @@ def main():
         " worker's time in the suite's code, and where",
     )  # fmt: skip
     parser.add_argument(
+        "--odoo-cpus", type=float, metavar="N",
+        help="cap the Odoo process benchmarked (its workers included) at N CPUs in a"
+        " cgroup, as an application server of that size beside its services: the rest"
+        " of the machine runs PostgreSQL, Redis, the store, nginx and the clients",
+    )  # fmt: skip
+    parser.add_argument(
         "--both", action="store_true",
         help="also the two stateless processes sharing state, and odoo2 of plain Odoo",
     )  # fmt: skip
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="stateless-bench-e2e-"))
+    quota = common.CpuQuota(args.odoo_cpus) if args.odoo_cpus else None
     # statsd's packets to a process of its own, as to a host's statsd agent (not to a
     # thread of this benchmark, whose client threads it would slow down)
     sink_port = free_port()
@@ -430,26 +463,29 @@ def main():
             for round_ in range(args.rounds):
                 order = runs if round_ % 2 == 0 else list(reversed(runs))
                 for target, mix in order:
-                    result = run(target, args.seconds, args.clients, mix)
+                    result = run(target, args.seconds, args.clients, mix, quota=quota)
                     results.setdefault(row_label(target, mix, args.mix), []).append(result)
                     print(
                         f"round {round_ + 1}: {row_label(target, mix, args.mix)}:"
                         f" {result['rps']:.1f} req/s, p95 {result['p95'] * 1000:.0f} ms,"
                         f" odoo {result['cpu']['odoo'] * 1000:.1f} ms CPU/request,"
                         f" {result['errors']} errors, CPUs busy "
-                        + "/".join(f"{v * 100:.0f}%" for _c, v in sorted(result["busy"].items())),
+                        + "/".join(f"{v * 100:.0f}%" for _c, v in sorted(result["busy"].items()))
+                        + (f", throttled {result['throttled'] * 100:.0f}%" if quota else ""),
                         flush=True,
                     )
             if args.profile:  # one more run of the suite, sampled (not in the table)
                 profiled = workdir / "suite.pyspy"
                 (suite,) = [t for t in targets if t.label == SUITE]
-                run(suite, args.seconds, args.clients, args.mix, profile=profiled)
+                run(suite, args.seconds, args.clients, args.mix, profile=profiled, quota=quota)
     except Unavailable as exc:
         print(f"bench e2e: SKIPPED: {exc}")
         return 0
     finally:
         sink.kill()
         sink.wait()
+        if quota:
+            quota.close()
     report(results, args)
     if args.profile:
         report_profile(profiled)
@@ -472,6 +508,12 @@ def report(results, args):
         f" {args.seconds:.0f} s per run, median of {args.rounds} rounds (mix: "
         + ", ".join(f"{kind} {weight}" for kind, weight in args.mix if weight)
         + "); CPU in ms per request"
+        + (
+            f"; the Odoo process capped at {args.odoo_cpus:g} CPU (throttled: the share"
+            " of the quota's periods it wanted more)"
+            if args.odoo_cpus
+            else ""
+        )
         + "\n"
     )  # fmt: skip
     used = [kind for kind, weight in args.mix if weight]
@@ -480,12 +522,15 @@ def report(results, args):
         f"{'setup':<{width}} {'req/s':>6} {'p50':>5} {'p95':>5} {'err':>4}  "
         + " ".join(f"{'p95 ' + k:>12}" for k in used)
         + "  " + " ".join(f"{g:>8}" for g in GROUPS) + "  CPUs busy"
+        + ("  throttled" if args.odoo_cpus else "")
     )  # fmt: skip
     for label in results:
         kinds = " ".join(f"{median(label, 'kinds', k) * 1000:>12.0f}" for k in used)
         cpu = " ".join(f"{median(label, 'cpu', g) * 1000:>8.2f}" for g in GROUPS)
         cpus = sorted(results[label][0]["busy"])
         cpu += "  " + "/".join(f"{median(label, 'busy', c) * 100:.0f}%" for c in cpus)
+        if args.odoo_cpus:
+            cpu += f"  {median(label, 'throttled') * 100:>8.0f}%"
         print(
             f"{label:<{width}} {median(label, 'rps'):>6.1f} {median(label, 'p50') * 1000:>5.0f}"
             f" {median(label, 'p95') * 1000:>5.0f} {sum(r['errors'] for r in results[label]):>4}"
@@ -499,14 +544,26 @@ def report(results, args):
         f" p95 {median(again, 'p95') / median(base, 'p95'):.2f}x,"
         f" odoo CPU {median(again, 'cpu', 'odoo') / median(base, 'cpu', 'odoo'):.2f}x"
     )
-    print("each row / local (req/s, p95, Odoo CPU per request):")
+    print(
+        "each row / local (req/s, p95, Odoo CPU per request), the median of each round's"
+        " ratio (rounds alternate the order), and [the lowest, the highest]:"
+    )
+
+    def ratio(label, key, sub=None):
+        pairs = zip(results[label], results[base], strict=False)
+        values = sorted(
+            (r[key] if sub is None else r[key][sub]) / (b[key] if sub is None else b[key][sub])
+            for r, b in pairs
+        )
+        spread = f" [{values[0]:.2f}-{values[-1]:.2f}]" if len(values) > 1 else ""
+        return f"{statistics.median(values):.2f}x{spread}"
+
     for label in results:
-        if label in (base, again) or "[" in label:
+        if label == base or "[" in label:
             continue
         print(
-            f"  {label}: {median(label, 'rps') / median(base, 'rps'):.2f}x,"
-            f" {median(label, 'p95') / median(base, 'p95'):.2f}x,"
-            f" {median(label, 'cpu', 'odoo') / median(base, 'cpu', 'odoo'):.2f}x"
+            f"  {label}: {ratio(label, 'rps')}, {ratio(label, 'p95')},"
+            f" {ratio(label, 'cpu', 'odoo')}"
         )
     for kind in KINDS:
         local, suite = f"{LOCAL} [{kind} only]", f"{SUITE} [{kind} only]"

@@ -449,3 +449,81 @@ def run_phase_process(what, command, store_env):
     if status:
         sys.exit(f"{what} failed (status {status})")
     return json.loads(out.strip().splitlines()[-1])["seconds"], usage.ru_maxrss / 1024
+
+
+# -- an application server's share of the CPUs -------------------------------------------
+
+
+class CpuQuota:
+    """A CPU cgroup capping the processes put in it at ``cpus`` CPUs (``0.5``: half of
+    one), as a host of that size would: the processes benchmarked get their share and
+    the servers beside them (PostgreSQL, Redis, the store, nginx, the clients) the rest
+    of the machine, so that a row's requests/s is what the capped process can serve and
+    not what the whole machine can. cgroup v2 (``cpu.max``) or v1 (``cpu.cfs_quota_us``);
+    needs root. Children inherit it (Odoo's workers, the ones it forks later)."""
+
+    PERIOD_US = 20_000  # short periods: a throttled worker waits at most this long
+
+    def __init__(self, cpus):
+        if not 0 < cpus <= os.cpu_count():
+            raise SystemExit(f"--odoo-cpus: {cpus} is not between 0 and {os.cpu_count()}")
+        self.cpus = cpus
+        quota = int(cpus * self.PERIOD_US)
+        name = f"stateless-bench-{os.getpid()}"
+        v2, v1 = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")
+        try:
+            if (v2 / "cgroup.controllers").exists():
+                self.path = v2 / name
+                self.path.mkdir()
+                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            else:
+                self.path = v1 / name
+                self.path.mkdir()
+                (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+        except OSError as exc:
+            raise SystemExit(
+                f"--odoo-cpus needs a writable CPU cgroup (root, cgroup v1 cpu or v2 with"
+                f" the cpu controller): {exc}"
+            ) from None
+
+    def add(self, root_pid):
+        """Move ``root_pid`` and its live descendants into the cgroup."""
+        parents = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat", "rb") as handle:
+                        parents[int(entry)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
+                except OSError:
+                    continue
+        for pid in parents:
+            ancestor = pid
+            while ancestor not in (root_pid, 0, 1) and ancestor in parents:
+                ancestor = parents[ancestor]
+            if ancestor == root_pid:
+                try:
+                    (self.path / "cgroup.procs").write_text(str(pid))
+                except OSError:  # gone meanwhile
+                    continue
+
+    def throttling(self):
+        """(throttled periods, periods) so far."""
+        stat = dict(
+            line.split() for line in (self.path / "cpu.stat").read_text().splitlines() if line
+        )
+        return int(stat.get("nr_throttled", 0)), int(stat.get("nr_periods", 0))
+
+    def close(self):
+        """Move what is left back to the root cgroup and remove this one."""
+        root = self.path.parent / "cgroup.procs"
+        for pid in (self.path / "cgroup.procs").read_text().split():
+            try:
+                root.write_text(pid)
+            except OSError:
+                continue
+        try:
+            self.path.rmdir()
+        except OSError:
+            time.sleep(0.5)
+            self.path.rmdir()
