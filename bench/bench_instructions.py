@@ -22,12 +22,17 @@ counters are dumped after each workload (``callgrind_control -d``).
 monitoring_statsd,monitoring_prometheus`` with the three features on (goal <= 3 %);
 ``--breakdown`` adds the addons loaded with every feature off, then each feature alone.
 ``sessions``: file sessions against Redis sessions (the client side of a Redis GET).
+``--kernel`` adds, for each mode, the system calls (``strace -c``) and the context
+switches (``/proc``) per request of a prefork worker: the kernel's share, which the
+instruction counts leave out.
 """
 
 import argparse
 import contextlib
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,25 +63,115 @@ from stateless_odoo.testing import StatsdServer
 GOALS = {"observability": 0.03, "sessions": None}
 
 
-def start(python, odoo_root, db, env, data_dir, load, out_file, logfile):
-    """Odoo under callgrind, its instrumentation off until ``callgrind_control -i on``."""
+def start(python, odoo_root, db, env, data_dir, load, logfile, callgrind_out=None):
+    """Odoo on ``db``: ``(process, url)``. With ``callgrind_out``, threaded under
+    callgrind, its instrumentation off until ``callgrind_control -i on``; else with one
+    prefork worker (a process serving one request at a time, as in production)."""
     port = free_port()
     launcher = odoo_launcher(python, odoo_root)
-    options = odoo_options(odoo_root, db)
-    if launcher[0] != str(python):
-        launcher = [str(python), *launcher]  # the odoo script: valgrind runs Python
+    if callgrind_out:
+        if launcher[0] != str(python):
+            launcher = [str(python), *launcher]  # the odoo script: valgrind runs Python
+        launcher = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no",
+            f"--callgrind-out-file={callgrind_out}", *launcher,
+        ]  # fmt: skip
+        workers = ["--workers", "0"]
+    else:
+        workers = ["--workers", "1", "--gevent-port", str(free_port())]
     command = [
-        "valgrind", "--tool=callgrind", "--instr-atstart=no",
-        f"--callgrind-out-file={out_file}",
-        *launcher, *options,
-        "--load", load, "--workers", "0", "--http-interface", "127.0.0.1",
-        "--http-port", str(port), "--data-dir", data_dir,
+        *launcher, *odoo_options(odoo_root, db), "--load", load, *workers,
+        "--http-interface", "127.0.0.1", "--http-port", str(port), "--data-dir", data_dir,
         "--log-level", "info", "--logfile", logfile,
     ]  # fmt: skip
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(proc, url, 900)
+    wait_healthy(proc, url, 900 if callgrind_out else 300)
     return proc, url
+
+
+def http_worker(master):
+    """The pid of ``master``'s HTTP worker (not its websocket process)."""
+    for task in Path(f"/proc/{master}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if b"gevent" not in cmdline:
+                return int(child)
+    sys.exit("bench: no HTTP worker found")
+
+
+def cpu_seconds(pid):
+    """User and system CPU seconds of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid):
+    """Voluntary and involuntary context switches of ``pid``'s threads so far (Odoo's
+    prefork worker serves in a thread of its own)."""
+    counts = [0, 0]
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "voluntary_ctxt_switches":
+                counts[0] += int(value)
+            elif name == "nonvoluntary_ctxt_switches":
+                counts[1] += int(value)
+    return tuple(counts)
+
+
+STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
+
+
+def kernel_counts(worker, url, sid, requests_count, workloads):
+    """For each workload: ``(syscalls by name, voluntary and involuntary context
+    switches, CPU seconds)`` per request of the worker: what callgrind does not count.
+    The switches and the CPU time (user and system, noisy on a shared machine) are
+    counted in a pass of their own (strace stops the worker at each call)."""
+    counted = {}
+    for workload in workloads:
+        call = rpc(url, sid, workload)
+        for _ in range(10):
+            call()
+        before, cpu_before = context_switches(worker), cpu_seconds(worker)
+        for _ in range(requests_count):
+            call()
+        time.sleep(0.5)  # the access line is written after the answer
+        after, cpu_after = context_switches(worker), cpu_seconds(worker)
+        switches = tuple((a - b) / requests_count for a, b in zip(after, before, strict=True))
+        cpu = (cpu_after - cpu_before) / requests_count
+        with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
+            strace = subprocess.Popen(
+                ["strace", "-c", "-f", "-p", str(worker), "-o", out.name],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(1)  # attached
+            for _ in range(requests_count):
+                call()
+            time.sleep(0.5)
+            strace.send_signal(signal.SIGINT)
+            strace.wait(30)
+            calls = {}
+            for line in out.read().splitlines():
+                match = STRACE_ROW.match(line)
+                if match and match[2] != "total":
+                    calls[match[2]] = int(match[1]) / requests_count
+        counted[workload] = (calls, switches, cpu)
+    return counted
+
+
+def rpc(url, sid, workload):
+    """A function making one call of ``workload`` (exits the bench when it fails)."""
+    payload = {"jsonrpc": "2.0", "method": "call", "params": WORKLOADS[workload]}
+    http = requests.Session()
+    http.cookies.set("session_id", sid)
+
+    def call():
+        answer = http.post(f"{url}/web/dataset/call_kw", json=payload, timeout=120)
+        if answer.status_code != 200 or "error" in answer.json():
+            sys.exit(f"bench: request failed: {answer.text[:300]}")
+
+    return call
 
 
 def callgrind(pid, *args):
@@ -103,15 +198,7 @@ def measure(proc, url, sid, out_file, requests_count, workloads):
     """Instructions per request of each workload."""
     per_request = {}
     for workload in workloads:
-        payload = {"jsonrpc": "2.0", "method": "call", "params": WORKLOADS[workload]}
-        http = requests.Session()
-        http.cookies.set("session_id", sid)
-
-        def call(http=http, payload=payload):
-            answer = http.post(f"{url}/web/dataset/call_kw", json=payload, timeout=120)
-            if answer.status_code != 200 or "error" in answer.json():
-                sys.exit(f"bench: request failed: {answer.text[:300]}")
-
+        call = rpc(url, sid, workload)
         for _ in range(10):
             call()  # warm up (uninstrumented)
         callgrind(proc.pid, "-z")
@@ -125,6 +212,68 @@ def measure(proc, url, sid, out_file, requests_count, workloads):
         time.sleep(1)
         per_request[workload] = dumped_instructions(out_file, before) / requests_count
     return per_request
+
+
+def callgrind_pass(args, workloads, results, mode, seeded, where):
+    """One Odoo of ``mode`` under callgrind: its instructions per request into
+    ``results``; returns whether the partners are seeded."""
+    python, odoo_root, db, env, work, name, data_dir, load = where
+    out_file = os.path.join(work, f"callgrind-{name}.out")
+    print(f"  {mode}: starting Odoo under callgrind ...", flush=True)
+    started = time.monotonic()
+    proc, url = start(
+        python, odoo_root, db, env, data_dir, load, os.path.join(work, f"odoo-{name}.log"),
+        callgrind_out=out_file,
+    )  # fmt: skip
+    try:
+        print(f"  {mode}: up in {time.monotonic() - started:.0f} s", flush=True)
+        sid = login(url, db)
+        if not seeded:
+            seed_partners(url, sid)
+        measured = measure(proc, url, sid, out_file, args.requests, workloads)
+        for workload, count in measured.items():
+            results[mode][workload].append(count)
+            print(f"  {mode:<6} {workload:<5} {count / 1e6:9.3f} M instructions/req")
+    finally:
+        stop(proc)
+    return True
+
+
+def stop(proc):
+    proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(120)
+    if proc.poll() is None:
+        proc.kill()
+
+
+def report_kernel(kernel, modes, workloads, requests_count):
+    base = modes[0]
+    print(
+        f"\nthe kernel's share, in one prefork worker ({requests_count} requests per"
+        f" workload): system calls per request (strace -c) and context switches per"
+        f" request (voluntary: the worker waited; involuntary: it was preempted), its CPU"
+        f" milliseconds per request (user and system; noisy on a shared machine),"
+        f" against {base}; the calls whose count differs:"
+    )
+    print(
+        f"{'workload':<10}{'mode':<12}{'CPU ms':>8}{'syscalls':>10}{'voluntary':>11}"
+        f"{'involunt.':>11}  differs"
+    )
+    for workload in workloads:
+        base_calls = kernel[base][workload][0]
+        for mode in modes:
+            calls, (voluntary, involuntary), cpu = kernel[mode][workload]
+            differs = ", ".join(
+                f"{name} {calls.get(name, 0) - base_calls.get(name, 0):+.1f}"
+                for name in sorted(set(calls) | set(base_calls))
+                if abs(calls.get(name, 0) - base_calls.get(name, 0)) >= 0.5
+            )
+            print(
+                f"{workload:<10}{mode:<12}{cpu * 1000:>8.2f}{sum(calls.values()):>10.1f}"
+                f"{voluntary:>11.2f}"
+                f"{involuntary:>11.2f}  {differs if mode != base else ''}"
+            )
 
 
 def main():
@@ -148,7 +297,21 @@ def main():
         action="store_true",
         help="observability: also each feature alone (JSON logs, statsd, Prometheus)",
     )
+    parser.add_argument(
+        "--kernel",
+        action="store_true",
+        help="also each mode's system calls and context switches per request, in a"
+        " prefork worker (strace -c; /proc): the kernel's share, which callgrind does"
+        " not count",
+    )
+    parser.add_argument(
+        "--kernel-only", action="store_true", help="--kernel without the instruction counts"
+    )
     args = parser.parse_args()
+    args.kernel = args.kernel or args.kernel_only
+    for tool, needed in (("valgrind", not args.kernel_only), ("strace", args.kernel)):
+        if needed and shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is not installed (Debian: apt-get install {tool})")
     workloads = [w for w in args.workloads.split(",") if w]
     unknown = set(workloads) - set(WORKLOADS)
     if unknown or not workloads or args.repeat < 1:
@@ -184,6 +347,8 @@ def main():
         }
     #: mode -> workload -> instructions per request of each round
     results = {mode: {w: [] for w in workloads} for mode in modes}
+    #: mode -> workload -> (system calls by name, context switches), of the last round
+    kernel = {}
     seeded = False
     try:
         with tempfile.TemporaryDirectory(prefix="bench-instructions-") as work:
@@ -196,32 +361,30 @@ def main():
                 env = {**base_env, **extra_env}
                 if "ODOO_PROMETHEUS" in env:
                     env["ODOO_PROMETHEUS_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=work)
-                out_file = os.path.join(work, f"callgrind-{name}.out")
-                print(f"  {mode}: starting Odoo under callgrind ...", flush=True)
-                started = time.monotonic()
-                proc, url = start(
-                    python, odoo_root, db, env, data_dir, load, out_file,
-                    os.path.join(work, f"odoo-{name}.log"),
-                )  # fmt: skip
-                try:
-                    print(f"  {mode}: up in {time.monotonic() - started:.0f} s", flush=True)
-                    sid = login(url, db)
-                    if not seeded:
-                        seed_partners(url, sid)
-                        seeded = True
-                    measured = measure(proc, url, sid, out_file, args.requests, workloads)
-                    for workload, count in measured.items():
-                        results[mode][workload].append(count)
-                        print(f"  {mode:<6} {workload:<5} {count / 1e6:9.3f} M instructions/req")
-                finally:
-                    proc.terminate()
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(120)
-                    if proc.poll() is None:
-                        proc.kill()
+                if not args.kernel_only:
+                    seeded = callgrind_pass(args, workloads, results, mode, seeded, (
+                        python, odoo_root, db, env, work, name, data_dir, load,
+                    ))  # fmt: skip
+                if args.kernel:
+                    proc, url = start(
+                        python, odoo_root, db, env, data_dir, load,
+                        os.path.join(work, f"odoo-{name}-prefork.log"),
+                    )  # fmt: skip
+                    try:
+                        sid = login(url, db)
+                        if not seeded:
+                            seed_partners(url, sid)
+                            seeded = True
+                        worker = http_worker(proc.pid)
+                        kernel[mode] = kernel_counts(worker, url, sid, args.requests, workloads)
+                    finally:
+                        stop(proc)
     finally:
         sink.close()
         drop_database(db)
+    if args.kernel_only:
+        report_kernel(kernel, list(modes), workloads, args.requests)
+        return
     base, *others = modes
     mean = {m: {w: sum(v) / len(v) for w, v in results[m].items()} for m in modes}
     print(
@@ -251,6 +414,8 @@ def main():
                 f"{workload}: {others[-1]} adds {overhead * 100:.2f} % (goal <= {goal:.0%})"
                 f" -> {verdict}"
             )
+    if args.kernel:
+        report_kernel(kernel, list(modes), workloads, args.requests)
 
 
 if __name__ == "__main__":
