@@ -43,6 +43,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -187,7 +188,7 @@ def client(target, ready, clock, samples, seed, mix):
     try:
         user.login(target.stack.db, *ADMIN)
     finally:
-        ready.wait()
+        ready.wait(600)
     deadline, warmup_end = clock["deadline"], clock["warm"]
     paths = {
         "page": "/odoo",
@@ -300,7 +301,8 @@ def run(target, seconds, clients, mix, warmup=3.0, profile=None, quota=None):
 
     ready = threading.Barrier(clients + 1, action=go)
     threads = [
-        threading.Thread(target=client, args=(target, ready, clock, samples, n, mix))
+        # daemons: a benchmark stopped meanwhile does not wait for its load
+        threading.Thread(target=client, args=(target, ready, clock, samples, n, mix), daemon=True)
         for n in range(clients)
     ]
     for thread in threads:
@@ -438,6 +440,8 @@ def main():
         help="also the two stateless processes sharing state, and odoo2 of plain Odoo",
     )  # fmt: skip
     args = parser.parse_args()
+    # a kill stops the platforms as Ctrl-C does (their processes, databases, cgroup)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="stateless-bench-e2e-"))
     quota = common.CpuQuota(args.odoo_cpus) if args.odoo_cpus else None
     # statsd's packets to a process of its own, as to a host's statsd agent (not to a
