@@ -55,6 +55,7 @@ from common import (
     odoo_or_exit,
     seed_partners,
     services_env,
+    tree_cpu,
     wait_healthy,
 )
 
@@ -100,12 +101,6 @@ def http_worker(master):
     sys.exit("bench: no HTTP worker found")
 
 
-def cpu_seconds(pid):
-    """User and system CPU seconds of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def context_switches(pid):
     """Voluntary and involuntary context switches of ``pid``'s threads so far (Odoo's
     prefork worker serves in a thread of its own)."""
@@ -133,11 +128,11 @@ def kernel_counts(worker, url, sid, requests_count, workloads):
         call = rpc(url, sid, workload)
         for _ in range(10):
             call()
-        before, cpu_before = context_switches(worker), cpu_seconds(worker)
+        before, cpu_before = context_switches(worker), tree_cpu(worker)
         for _ in range(requests_count):
             call()
         time.sleep(0.5)  # the access line is written after the answer
-        after, cpu_after = context_switches(worker), cpu_seconds(worker)
+        after, cpu_after = context_switches(worker), tree_cpu(worker)
         switches = tuple((a - b) / requests_count for a, b in zip(after, before, strict=True))
         cpu = (cpu_after - cpu_before) / requests_count
         with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
@@ -214,9 +209,9 @@ def measure(proc, url, sid, out_file, requests_count, workloads):
     return per_request
 
 
-def callgrind_pass(args, workloads, results, mode, seeded, where):
+def callgrind_pass(args, workloads, results, mode, seed, where):
     """One Odoo of ``mode`` under callgrind: its instructions per request into
-    ``results``; returns whether the partners are seeded."""
+    ``results``; ``seed``: make the partners first."""
     python, odoo_root, db, env, work, name, data_dir, load = where
     out_file = os.path.join(work, f"callgrind-{name}.out")
     print(f"  {mode}: starting Odoo under callgrind ...", flush=True)
@@ -228,7 +223,7 @@ def callgrind_pass(args, workloads, results, mode, seeded, where):
     try:
         print(f"  {mode}: up in {time.monotonic() - started:.0f} s", flush=True)
         sid = login(url, db)
-        if not seeded:
+        if seed:
             seed_partners(url, sid)
         measured = measure(proc, url, sid, out_file, args.requests, workloads)
         for workload, count in measured.items():
@@ -236,7 +231,6 @@ def callgrind_pass(args, workloads, results, mode, seeded, where):
             print(f"  {mode:<6} {workload:<5} {count / 1e6:9.3f} M instructions/req")
     finally:
         stop(proc)
-    return True
 
 
 def stop(proc):
@@ -347,7 +341,8 @@ def main():
         }
     #: mode -> workload -> instructions per request of each round
     results = {mode: {w: [] for w in workloads} for mode in modes}
-    #: mode -> workload -> (system calls by name, context switches), of the last round
+    #: mode -> workload -> (system calls by name, context switches, CPU seconds) per
+    #: request, of the last round
     kernel = {}
     seeded = False
     try:
@@ -362,9 +357,10 @@ def main():
                 if "ODOO_PROMETHEUS" in env:
                     env["ODOO_PROMETHEUS_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=work)
                 if not args.kernel_only:
-                    seeded = callgrind_pass(args, workloads, results, mode, seeded, (
+                    callgrind_pass(args, workloads, results, mode, not seeded, (
                         python, odoo_root, db, env, work, name, data_dir, load,
                     ))  # fmt: skip
+                    seeded = True
                 if args.kernel:
                     proc, url = start(
                         python, odoo_root, db, env, data_dir, load,

@@ -317,10 +317,10 @@ def run_clients(url, sid, seconds, clients, workload):
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu(root_pid):
-    """CPU seconds (user + system) of ``root_pid``, its live descendants, and the
-    children it has reaped (Odoo recycles workers)."""
-    parents, times = {}, {}
+def _process_table():
+    """{pid: (parent pid, CPU ticks: user, system, and of reaped children)} of every
+    process, from /proc."""
+    table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -329,18 +329,29 @@ def tree_cpu(root_pid):
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        pid = int(entry)
-        parents[pid] = int(fields[1])
         # utime, stime, cutime, cstime (fields 14-17 of stat)
-        times[pid] = [int(value) for value in fields[11:15]]
-    total = 0
-    for pid, (utime, stime, cutime, cstime) in times.items():
+        table[int(entry)] = (int(fields[1]), sum(int(value) for value in fields[11:15]))
+    return table
+
+
+def tree(root_pid, table=None):
+    """``root_pid`` and its live descendants."""
+    table = table if table is not None else _process_table()
+    found = []
+    for pid in table:
         ancestor = pid
-        while ancestor not in (root_pid, 0, 1) and ancestor in parents:
-            ancestor = parents[ancestor]
+        while ancestor not in (root_pid, 0, 1) and ancestor in table:
+            ancestor = table[ancestor][0]
         if ancestor == root_pid:
-            total += utime + stime + cutime + cstime
-    return total / TICK
+            found.append(pid)
+    return found
+
+
+def tree_cpu(root_pid):
+    """CPU seconds (user + system) of ``root_pid``, its live descendants, and the
+    children it has reaped (Odoo recycles workers)."""
+    table = _process_table()
+    return sum(table[pid][1] for pid in tree(root_pid, table)) / TICK
 
 
 # -- a generated filestore and its rows (migration, lifecycle) ---------------------------
@@ -467,7 +478,6 @@ class CpuQuota:
     def __init__(self, cpus):
         if not 0 < cpus <= os.cpu_count():
             raise SystemExit(f"--odoo-cpus: {cpus} is not between 0 and {os.cpu_count()}")
-        self.cpus = cpus
         quota = int(cpus * self.PERIOD_US)
         name = f"stateless-bench-{os.getpid()}"
         v2, v1 = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/cpu")
@@ -489,23 +499,11 @@ class CpuQuota:
 
     def add(self, root_pid):
         """Move ``root_pid`` and its live descendants into the cgroup."""
-        parents = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat", "rb") as handle:
-                        parents[int(entry)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
-                except OSError:
-                    continue
-        for pid in parents:
-            ancestor = pid
-            while ancestor not in (root_pid, 0, 1) and ancestor in parents:
-                ancestor = parents[ancestor]
-            if ancestor == root_pid:
-                try:
-                    (self.path / "cgroup.procs").write_text(str(pid))
-                except OSError:  # gone meanwhile
-                    continue
+        for pid in tree(root_pid):
+            try:
+                (self.path / "cgroup.procs").write_text(str(pid))
+            except OSError:  # gone meanwhile
+                continue
 
     def throttling(self):
         """(throttled periods, periods) so far."""
